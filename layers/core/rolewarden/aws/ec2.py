@@ -1,0 +1,120 @@
+"""EC2 and Auto Scaling: batched reads of instances and associations; the association writes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from rolewarden.aws.clients import client
+from rolewarden.aws.errors import classify, code_of
+from rolewarden.model import Association, InstanceView
+
+#: EC2 accepts up to 200 values in one filter.
+FILTER_CHUNK = 200
+SWEEP_STATES = ("pending", "running", "stopping", "stopped")
+
+
+def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _view(raw: dict[str, Any]) -> InstanceView:
+    tags = {tag["Key"]: tag.get("Value", "") for tag in raw.get("Tags", []) or []}
+    profile = raw.get("IamInstanceProfile") or {}
+    return InstanceView(
+        instance_id=raw["InstanceId"],
+        state=raw.get("State", {}).get("Name", "unknown"),
+        tags=tags,
+        profile_arn=profile.get("Arn"),
+    )
+
+
+def _describe(filters: list[dict[str, Any]]) -> Iterator[InstanceView]:
+    paginator = client("ec2").get_paginator("describe_instances")
+    try:
+        for page in paginator.paginate(Filters=filters, PaginationConfig={"PageSize": 1000}):
+            for reservation in page.get("Reservations", []):
+                for raw in reservation.get("Instances", []):
+                    yield _view(raw)
+    except (ClientError, BotoCoreError) as exc:
+        raise classify(exc, "ec2:DescribeInstances") from exc
+
+
+def describe_instances(instance_ids: Iterable[str]) -> dict[str, InstanceView]:
+    """The named instances that exist, keyed by id. Uses an instance-id *filter*, so an id that does
+    not exist is simply absent (InstanceIds= would fail the whole call with InvalidInstanceID.NotFound)."""
+    ids = sorted(set(instance_ids))
+    found: dict[str, InstanceView] = {}
+    for chunk in _chunks(ids, FILTER_CHUNK):
+        for view in _describe([{"Name": "instance-id", "Values": chunk}]):
+            found[view.instance_id] = view
+    return found
+
+
+def sweep_instances() -> dict[str, InstanceView]:
+    """Every instance that can hold a profile (paginated, 1,000 a page)."""
+    return {
+        view.instance_id: view for view in _describe([{"Name": "instance-state-name", "Values": list(SWEEP_STATES)}])
+    }
+
+
+def describe_associations(instance_ids: Iterable[str] | None) -> dict[str, Association]:
+    """Active associations (associating/associated) of the named instances, or of all when None."""
+    paginator = client("ec2").get_paginator("describe_iam_instance_profile_associations")
+    state_filter = {"Name": "state", "Values": ["associating", "associated"]}
+    if instance_ids is None:
+        filter_sets = [[state_filter]]
+    else:
+        ids = sorted(set(instance_ids))
+        filter_sets = [[{"Name": "instance-id", "Values": chunk}, state_filter] for chunk in _chunks(ids, FILTER_CHUNK)]
+    result: dict[str, Association] = {}
+    try:
+        for filters in filter_sets:
+            for page in paginator.paginate(Filters=filters):
+                for raw in page.get("IamInstanceProfileAssociations", []):
+                    if raw.get("State") not in ("associating", "associated"):
+                        continue
+                    result[raw["InstanceId"]] = Association(
+                        association_id=raw["AssociationId"],
+                        instance_id=raw["InstanceId"],
+                        profile_arn=raw.get("IamInstanceProfile", {}).get("Arn", ""),
+                        state=raw["State"],
+                    )
+    except (ClientError, BotoCoreError) as exc:
+        raise classify(exc, "ec2:DescribeIamInstanceProfileAssociations") from exc
+    return result
+
+
+def associate(instance_id: str, profile_arn: str) -> str:
+    response = client("ec2").associate_iam_instance_profile(
+        IamInstanceProfile={"Arn": profile_arn}, InstanceId=instance_id
+    )
+    return str(response["IamInstanceProfileAssociation"]["AssociationId"])
+
+
+def replace(association_id: str, profile_arn: str) -> str:
+    response = client("ec2").replace_iam_instance_profile_association(
+        IamInstanceProfile={"Arn": profile_arn}, AssociationId=association_id
+    )
+    return str(response["IamInstanceProfileAssociation"]["AssociationId"])
+
+
+def disassociate(association_id: str) -> None:
+    try:
+        client("ec2").disassociate_iam_instance_profile(AssociationId=association_id)
+    except ClientError as exc:
+        if code_of(exc) != "InvalidAssociationID.NotFound":  # already gone: the goal is reached
+            raise
+
+
+def complete_lifecycle_action(group: str, hook: str, token: str, instance_id: str, result: str) -> None:
+    client("autoscaling").complete_lifecycle_action(
+        AutoScalingGroupName=group,
+        LifecycleHookName=hook,
+        LifecycleActionToken=token,
+        LifecycleActionResult=result,
+        InstanceId=instance_id,
+    )

@@ -1,0 +1,64 @@
+"""Turn botocore errors into RoleWarden's retry-typed errors, by error code, never by message text
+(except where AWS has no code: the instance-profile propagation error, see aws-notes §3)."""
+
+from __future__ import annotations
+
+from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, HTTPClientError
+
+from rolewarden.errors import PermanentError, RetryableError
+
+THROTTLING_CODES = frozenset(
+    {
+        "RequestLimitExceeded",
+        "Throttling",
+        "ThrottlingException",
+        "SlowDown",
+        "TooManyRequestsException",
+        "RequestThrottled",
+        "EC2ThrottledException",
+    }
+)
+TRANSIENT_CODES = frozenset(
+    {
+        "InternalError",
+        "InternalFailure",
+        "ServiceUnavailable",
+        "Unavailable",
+        "ServiceFailure",
+        "ConcurrentModification",
+        "RequestTimeout",
+        "RequestTimeoutException",
+    }
+)
+DENIED_CODES = frozenset({"AccessDenied", "AccessDeniedException", "UnauthorizedOperation"})
+
+
+def code_of(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
+def message_of(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Message", ""))
+
+
+def is_profile_propagation(error: ClientError) -> bool:
+    """EC2's answer for an instance profile IAM has not propagated yet (no dedicated code exists)."""
+    return code_of(error) == "InvalidParameterValue" and "Invalid IAM Instance Profile" in message_of(error)
+
+
+def classify(error: Exception, what: str) -> Exception:
+    """Map a botocore failure of ``what`` to RetryableError or PermanentError (the caller raises it)."""
+    if isinstance(error, ClientError):
+        code = code_of(error)
+        status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+        text = f"{what} failed: {code}: {message_of(error)}"
+        if code in THROTTLING_CODES or code in TRANSIENT_CODES or status >= 500:
+            return RetryableError(text, code)
+        if code in DENIED_CODES:
+            # A missing permission is a deployment problem: fail the record so it is retried and,
+            # if it persists, kept in the DLQ with this reason.
+            return RetryableError(text, code)
+        return PermanentError(text, code)
+    if isinstance(error, (ConnectionError, HTTPClientError, BotoCoreError)):
+        return RetryableError(f"{what} failed: {type(error).__name__}: {error}", type(error).__name__)
+    return error

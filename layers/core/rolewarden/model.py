@@ -1,0 +1,71 @@
+"""Observed state, as plain frozen data. Built by ``rolewarden.aws`` and read by ``rolewarden.decide``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Severity = Literal["INFO", "WARNING", "ERROR"]
+
+
+@dataclass(frozen=True)
+class InstanceView:
+    """One instance as DescribeInstances shows it."""
+
+    instance_id: str
+    state: str
+    tags: Mapping[str, str]
+    profile_arn: str | None = None
+
+
+@dataclass(frozen=True)
+class Association:
+    """An active (associating or associated) instance-profile association."""
+
+    association_id: str
+    instance_id: str
+    profile_arn: str
+    state: str
+
+
+@dataclass(frozen=True)
+class ProfileInfo:
+    """An instance profile and the role inside it (IAM allows at most one)."""
+
+    name: str
+    arn: str
+    role_names: tuple[str, ...]
+    role_paths: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class LifecycleAction:
+    """The Auto Scaling lifecycle hook an instance waits on (from the launch lifecycle event)."""
+
+    group: str
+    hook: str
+    token: str
+    instance_id: str
+
+
+@dataclass(frozen=True)
+class Finding:
+    """Something a person should know: a refusal, a drift, a remediation. One structured log line each."""
+
+    capability: str
+    resource: str
+    rule: str
+    message: str
+    severity: Severity = "WARNING"
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "capability": self.capability,
+            "resource": self.resource,
+            "rule": self.rule,
+            "severity": self.severity,
+            "message": self.message,
+            "details": dict(self.details),
+        }

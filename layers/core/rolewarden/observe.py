@@ -1,0 +1,42 @@
+"""Where logs, metrics and findings go. One Sink per run: Powertools Logger/Metrics in Lambda,
+a plain logger and in-memory counters in the CLI and tests. Every action and refusal is one
+structured log line a person can grep."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from typing import Any
+
+from rolewarden.model import Finding
+
+_LEVELS = {"DEBUG": logging.DEBUG, "INFO": logging.INFO, "WARNING": logging.WARNING, "ERROR": logging.ERROR}
+
+
+class Sink:
+    def __init__(self, logger: Any = None, metrics: Any = None) -> None:
+        self.logger = logger if logger is not None else logging.getLogger("rolewarden")
+        self.metrics = metrics
+        self.counts: Counter[str] = Counter()
+        self.findings: list[Finding] = []
+        self.records: list[dict[str, Any]] = []
+
+    def log(self, level: str, message: str, **fields: Any) -> None:
+        self.records.append({"level": level, "message": message, **fields})
+        self.logger.log(_LEVELS.get(level, logging.INFO), message, extra=fields)
+
+    def metric(self, name: str, value: int = 1) -> None:
+        self.counts[name] += value
+        if self.metrics is not None:
+            from aws_lambda_powertools.metrics import MetricUnit
+
+            self.metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+
+    def finding(self, finding: Finding, metric: str = "Findings") -> None:
+        self.findings.append(finding)
+        self.log(
+            finding.severity,
+            f"finding {finding.rule} on {finding.resource}: {finding.message}",
+            finding=finding.as_dict(),
+        )
+        self.metric(metric)

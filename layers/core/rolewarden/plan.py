@@ -1,0 +1,123 @@
+"""Actions: explicit, serialisable steps that one executor applies (or only logs, in dry run).
+
+Each capability's decision code returns actions; ``rolewarden.apply`` maps each action type to
+the AWS calls that carry it out. An action names the resource it changes, so the executor can
+check scope and record it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar
+
+
+@dataclass(frozen=True)
+class Action:
+    """Base class. ``capability`` and ``verb`` are class-level; fields are the parameters."""
+
+    capability: ClassVar[str] = ""
+    verb: ClassVar[str] = ""
+    allowed_in_dry_run: ClassVar[bool] = False
+
+    @property
+    def resource(self) -> str:  # pragma: no cover - every subclass overrides
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        return f"{self.verb} {self.resource}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"action": self.verb, "capability": self.capability, "resource": self.resource, **asdict(self)}
+
+
+# -- instance profiles -----------------------------------------------------------------------
+@dataclass(frozen=True)
+class AssociateProfile(Action):
+    capability: ClassVar[str] = "instance_profiles"
+    verb: ClassVar[str] = "associate"
+    instance_id: str
+    profile_name: str
+    profile_arn: str
+
+    @property
+    def resource(self) -> str:
+        return self.instance_id
+
+    def describe(self) -> str:
+        return f"associate {self.profile_name} with {self.instance_id}"
+
+
+@dataclass(frozen=True)
+class ReplaceProfile(Action):
+    capability: ClassVar[str] = "instance_profiles"
+    verb: ClassVar[str] = "replace"
+    instance_id: str
+    association_id: str
+    profile_name: str
+    profile_arn: str
+    previous_arn: str
+
+    @property
+    def resource(self) -> str:
+        return self.instance_id
+
+    def describe(self) -> str:
+        return f"replace {self.previous_arn.rsplit('/', 1)[-1]} with {self.profile_name} on {self.instance_id}"
+
+
+@dataclass(frozen=True)
+class ReassociateProfile(Action):
+    """Stopped instance: EC2 refuses Replace there, so disassociate and then associate."""
+
+    capability: ClassVar[str] = "instance_profiles"
+    verb: ClassVar[str] = "reassociate"
+    instance_id: str
+    association_id: str
+    profile_name: str
+    profile_arn: str
+    previous_arn: str
+
+    @property
+    def resource(self) -> str:
+        return self.instance_id
+
+    def describe(self) -> str:
+        return (
+            f"disassociate {self.previous_arn.rsplit('/', 1)[-1]} and associate {self.profile_name}"
+            f" on stopped {self.instance_id}"
+        )
+
+
+@dataclass(frozen=True)
+class CompleteLifecycle(Action):
+    capability: ClassVar[str] = "instance_profiles"
+    verb: ClassVar[str] = "complete-lifecycle"
+    #: Releasing a lifecycle hook changes no permission; withholding it in dry run would stall scale-outs.
+    allowed_in_dry_run: ClassVar[bool] = True
+    instance_id: str
+    group: str
+    hook: str
+    token: str
+    result: str = "CONTINUE"
+
+    @property
+    def resource(self) -> str:
+        return self.instance_id
+
+    def describe(self) -> str:
+        return f"complete lifecycle hook {self.hook} of {self.group} for {self.instance_id} with {self.result}"
+
+
+@dataclass
+class Plan:
+    """An ordered list of actions plus the findings that came with deciding them."""
+
+    actions: list[Action] = field(default_factory=list)
+    findings: list[Any] = field(default_factory=list)
+
+    def extend(self, other: Plan) -> None:
+        self.actions.extend(other.actions)
+        self.findings.extend(other.findings)
+
+    def __bool__(self) -> bool:
+        return bool(self.actions)

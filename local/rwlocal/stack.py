@@ -1,0 +1,105 @@
+"""Deploy template.yaml into the moto server: translate the SAM template offline (moto has no SAM
+transform), upload stand-in artifacts, and create the CloudFormation stack. The SQS event source
+mappings are left out: moto would try to invoke the functions in Docker; ``rwlocal.pipeline`` plays
+Lambda's SQS poller instead, calling the real handlers in-process with the functions' own environment."""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = ROOT / "template.yaml"
+ARTIFACT_BUCKET = "rolewarden-local-artifacts"
+
+
+def load_template(path: Path = TEMPLATE) -> dict[str, Any]:
+    """template.yaml as a dict, short-form intrinsics (!Ref, !Sub...) expanded."""
+    from samcli.yamlhelper import yaml_parse
+
+    return dict(yaml_parse(path.read_text()))
+
+
+def translate(template: dict[str, Any], parameters: dict[str, str] | None = None) -> dict[str, Any]:
+    """Run the SAM transform offline and return plain CloudFormation."""
+    from samtranslator.parser.parser import Parser
+    from samtranslator.translator.translator import Translator
+
+    sam = copy.deepcopy(template)
+    for resource in sam["Resources"].values():
+        props = resource.get("Properties", {})
+        for key in ("CodeUri", "ContentUri"):
+            if isinstance(props.get(key), str) and not props[key].startswith("s3://"):
+                props[key] = f"s3://{ARTIFACT_BUCKET}/{Path(props[key]).name or 'code'}.zip"
+    session = boto3.session.Session(region_name="us-east-1")
+    translator = Translator(managed_policy_map=None, sam_parser=Parser(), boto_session=session)
+    return dict(translator.translate(sam, parameter_values=dict(parameters or {}), get_managed_policy_map=lambda: {}))
+
+
+def _artifact_zip() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("app.py", "def lambda_handler(event, context):\n    return None\n")
+    return buffer.getvalue()
+
+
+@dataclass
+class Stack:
+    name: str
+    resources: dict[str, str] = field(default_factory=dict)  # logical id -> physical id
+    outputs: dict[str, str] = field(default_factory=dict)
+    template: dict[str, Any] = field(default_factory=dict)  # the SAM template as written
+
+    def physical(self, logical_id: str) -> str:
+        return self.resources[logical_id]
+
+    def function_environment(self, logical_id: str) -> dict[str, str]:
+        """The function's environment variables as deployed (intrinsics resolved by CloudFormation)."""
+        config = boto3.client("lambda").get_function_configuration(FunctionName=self.physical(logical_id))
+        return {k: str(v) for k, v in config.get("Environment", {}).get("Variables", {}).items()}
+
+    def function_role_arn(self, logical_id: str) -> str:
+        config = boto3.client("lambda").get_function_configuration(FunctionName=self.physical(logical_id))
+        return str(config["Role"])
+
+
+def deploy(name: str = "rolewarden-local", parameters: dict[str, str] | None = None) -> Stack:
+    """Create the stack in the moto server that AWS_ENDPOINT_URL points at."""
+    template = load_template()
+    cfn_template = translate(template)
+    for logical_id in [
+        k for k, v in cfn_template["Resources"].items() if v["Type"] == "AWS::Lambda::EventSourceMapping"
+    ]:
+        del cfn_template["Resources"][logical_id]
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket=ARTIFACT_BUCKET)
+    payload = _artifact_zip()
+    for resource in template["Resources"].values():
+        props = resource.get("Properties", {})
+        for key in ("CodeUri", "ContentUri"):
+            if isinstance(props.get(key), str):
+                s3.put_object(Bucket=ARTIFACT_BUCKET, Key=f"{Path(props[key]).name or 'code'}.zip", Body=payload)
+    cfn = boto3.client("cloudformation")
+    cfn.create_stack(
+        StackName=name,
+        TemplateBody=json.dumps(cfn_template),
+        Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in (parameters or {}).items()],
+        Capabilities=["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"],
+    )
+    described = cfn.describe_stacks(StackName=name)["Stacks"][0]
+    if described["StackStatus"] != "CREATE_COMPLETE":
+        raise RuntimeError(f"stack {name} ended {described['StackStatus']}: {described.get('StackStatusReason')}")
+    resources: dict[str, str] = {}
+    for page in cfn.get_paginator("list_stack_resources").paginate(StackName=name):
+        for summary in page["StackResourceSummaries"]:
+            if summary.get("LogicalResourceId"):
+                resources[summary["LogicalResourceId"]] = summary.get("PhysicalResourceId", "")
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
+    return Stack(name=name, resources=resources, outputs=outputs, template=template)

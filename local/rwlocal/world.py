@@ -1,0 +1,137 @@
+"""Seed a small AWS world in the moto server: managed roles and profiles, tagged instances.
+Shared by the demo, the tests, the chaos suite and the benchmarks."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from functools import cache
+from typing import Any
+
+import boto3
+
+EC2_TRUST = {
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}],
+}
+
+
+def iam() -> Any:
+    return boto3.client("iam")
+
+
+def ec2() -> Any:
+    return boto3.client("ec2")
+
+
+def create_role(name: str, path: str = "/rolewarden/", trust: Mapping[str, Any] | None = None) -> str:
+    role = iam().create_role(RoleName=name, Path=path, AssumeRolePolicyDocument=json.dumps(trust or EC2_TRUST))
+    return str(role["Role"]["Arn"])
+
+
+def create_profile(name: str, role: str | None = None, role_path: str = "/rolewarden/", path: str = "/") -> str:
+    """An instance profile holding ``role`` (created under ``role_path`` when it does not exist)."""
+    client = iam()
+    role = role or name
+    try:
+        client.get_role(RoleName=role)
+    except client.exceptions.NoSuchEntityException:
+        create_role(role, role_path)
+    profile = client.create_instance_profile(InstanceProfileName=name, Path=path)["InstanceProfile"]
+    client.add_role_to_instance_profile(InstanceProfileName=name, RoleName=role)
+    return str(profile["Arn"])
+
+
+@cache
+def _image_id() -> str:
+    images = ec2().describe_images(Owners=["amazon"])["Images"]
+    return str(images[0]["ImageId"]) if images else "ami-12c6146b"
+
+
+def run_instances(count: int, tags: Mapping[str, str] | None = None, profile_arn: str | None = None) -> list[str]:
+    kwargs: dict[str, Any] = {"ImageId": _image_id(), "MinCount": count, "MaxCount": count, "InstanceType": "t3.micro"}
+    if tags:
+        kwargs["TagSpecifications"] = [
+            {"ResourceType": "instance", "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}
+        ]
+    if profile_arn:
+        kwargs["IamInstanceProfile"] = {"Arn": profile_arn}
+    return [i["InstanceId"] for i in ec2().run_instances(**kwargs)["Instances"]]
+
+
+def run_instance(tags: Mapping[str, str] | None = None, profile_arn: str | None = None) -> str:
+    return run_instances(1, tags, profile_arn)[0]
+
+
+def attached_profiles(instance_ids: list[str] | None = None) -> dict[str, str]:
+    """instance id -> attached profile name, read from DescribeIamInstanceProfileAssociations."""
+    paginator = ec2().get_paginator("describe_iam_instance_profile_associations")
+    kwargs: dict[str, Any] = {"Filters": [{"Name": "state", "Values": ["associating", "associated"]}]}
+    result: dict[str, str] = {}
+    for page in paginator.paginate(**kwargs):
+        for assoc in page["IamInstanceProfileAssociations"]:
+            if instance_ids is None or assoc["InstanceId"] in instance_ids:
+                result[assoc["InstanceId"]] = assoc["IamInstanceProfile"]["Arn"].rsplit("/", 1)[-1]
+    return result
+
+
+def instance_tags(instance_id: str) -> dict[str, str]:
+    raw = ec2().describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]
+    return {t["Key"]: t["Value"] for t in raw.get("Tags", [])}
+
+
+# -- event builders (real shapes, see events/) -------------------------------------------------
+def state_change_event(instance_id: str, state: str = "running") -> dict[str, Any]:
+    return {
+        "source": "aws.ec2",
+        "detail-type": "EC2 Instance State-change Notification",
+        "resources": [f"arn:aws:ec2:us-east-1:123456789012:instance/{instance_id}"],
+        "detail": {"instance-id": instance_id, "state": state},
+    }
+
+
+def asg_launch_event(instance_id: str, group: str = "web-asg") -> dict[str, Any]:
+    return {
+        "source": "aws.autoscaling",
+        "detail-type": "EC2 Instance Launch Successful",
+        "resources": [f"arn:aws:ec2:us-east-1:123456789012:instance/{instance_id}"],
+        "detail": {"StatusCode": "InProgress", "AutoScalingGroupName": group, "EC2InstanceId": instance_id},
+    }
+
+
+def tag_change_event(instance_id: str, tags: Mapping[str, str]) -> dict[str, Any]:
+    return {
+        "source": "aws.tag",
+        "detail-type": "Tag Change on Resource",
+        "resources": [f"arn:aws:ec2:us-east-1:123456789012:instance/{instance_id}"],
+        "detail": {"changed-tag-keys": list(tags), "service": "ec2", "resource-type": "instance", "tags": dict(tags)},
+    }
+
+
+def sweep_event() -> dict[str, Any]:
+    return {
+        "source": "aws.events",
+        "detail-type": "Scheduled Event",
+        "resources": ["arn:aws:events:us-east-1:123456789012:rule/sweep"],
+        "detail": {},
+    }
+
+
+def as_sqs_event(*events: Mapping[str, Any], receive_count: int = 1) -> dict[str, Any]:
+    """Wrap EventBridge events as the SQS batch Lambda would hand the function."""
+    records = []
+    for index, event in enumerate(events):
+        body = event if isinstance(event, str) else json.dumps({"version": "0", "id": f"evt-{index}", **event})
+        records.append(
+            {
+                "messageId": f"msg-{index}",
+                "receiptHandle": f"rh-{index}",
+                "body": body,
+                "attributes": {"ApproximateReceiveCount": str(receive_count)},
+                "messageAttributes": {},
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:rolewarden-instance-profiles-dev",
+                "awsRegion": "us-east-1",
+            }
+        )
+    return {"Records": records}
