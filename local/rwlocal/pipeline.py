@@ -118,6 +118,12 @@ def put_events(events: Iterable[dict[str, Any]]) -> int:
     return sent
 
 
+def fire_schedule(stack: Stack, rule_logical_id: str) -> None:
+    """Send the Scheduled Event a rule's schedule would (see rwlocal.stack._pin_schedules)."""
+    rule = boto3.client("events").describe_rule(Name=stack.physical(rule_logical_id))
+    put_events([{"source": "aws.events", "detail-type": "Scheduled Event", "resources": [rule["Arn"]], "detail": {}}])
+
+
 @contextmanager
 def function_env(env: dict[str, str], overrides: dict[str, str]) -> Iterator[None]:
     saved = {key: os.environ.get(key) for key in {**env, **overrides}}

@@ -66,8 +66,9 @@ class Stack:
         return {k: str(v) for k, v in config.get("Environment", {}).get("Variables", {}).items()}
 
     def function_role_arn(self, logical_id: str) -> str:
-        config = boto3.client("lambda").get_function_configuration(FunctionName=self.physical(logical_id))
-        return str(config["Role"])
+        """The ARN of the function's execution role, read from IAM (moto's Lambda config can disagree)."""
+        role_name = self.physical(f"{logical_id}Role")
+        return str(boto3.client("iam").get_role(RoleName=role_name)["Role"]["Arn"])
 
 
 def deploy(name: str = "rolewarden-local", parameters: dict[str, str] | None = None) -> Stack:
@@ -102,4 +103,27 @@ def deploy(name: str = "rolewarden-local", parameters: dict[str, str] | None = N
             if summary.get("LogicalResourceId"):
                 resources[summary["LogicalResourceId"]] = summary.get("PhysicalResourceId", "")
     outputs = {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
-    return Stack(name=name, resources=resources, outputs=outputs, template=template)
+    stack = Stack(name=name, resources=resources, outputs=outputs, template=template)
+    _pin_schedules(stack)
+    return stack
+
+
+def schedule_rules(template: dict[str, Any]) -> list[str]:
+    return [k for k, v in template["Resources"].items()
+            if v["Type"] == "AWS::Events::Rule" and "ScheduleExpression" in v.get("Properties", {})]
+
+
+def _pin_schedules(stack: Stack) -> None:
+    """moto quirk: a scheduled rule (no EventPattern) matches *every* event put on the bus. Give each
+    one a pattern matching only its own Scheduled Event, which ``rwlocal.pipeline.fire_schedule``
+    sends to play the schedule's part."""
+    events = boto3.client("events")
+    for logical_id in schedule_rules(stack.template):
+        rule = events.describe_rule(Name=stack.physical(logical_id))
+        events.put_rule(
+            Name=rule["Name"],
+            ScheduleExpression=rule["ScheduleExpression"],
+            EventPattern=json.dumps({"source": ["aws.events"], "detail-type": ["Scheduled Event"],
+                                     "resources": [rule["Arn"]]}),
+            State="ENABLED",
+        )
