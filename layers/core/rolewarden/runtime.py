@@ -25,7 +25,7 @@ from rolewarden.capabilities.base import Outcome, Run
 from rolewarden.config import load_config
 from rolewarden.errors import ConfigError, MalformedEvent
 from rolewarden.observe import Sink
-from rolewarden.triggers import Target, parse_envelope, route
+from rolewarden.triggers import Target, caller_role_arn, parse_envelope, route
 
 
 @dataclass
@@ -36,6 +36,13 @@ class RecordIn:
     event_id: str = ""
     targets: list[Target] = field(default_factory=list)
     error: str = ""
+    self_caused: bool = False
+
+
+def _self_role_arns() -> frozenset[str]:
+    """RoleWarden's own execution roles (ROLEWARDEN_SELF_ROLE_ARNS, comma-separated)."""
+    raw = os.environ.get("ROLEWARDEN_SELF_ROLE_ARNS", "")
+    return frozenset(arn.strip() for arn in raw.split(",") if arn.strip())
 
 
 def _records(event: Any, capability: str) -> tuple[list[RecordIn], bool]:
@@ -65,6 +72,11 @@ def _route(record: RecordIn, capability: str, parsed: Any = None) -> None:
                 raise MalformedEvent(f"the body is not JSON: {exc}") from exc
         envelope = parse_envelope(parsed)
         record.event_id = envelope.id
+        caller = caller_role_arn(envelope)
+        if caller and caller in _self_role_arns():
+            # RoleWarden's own change: the EventBridge pattern filters these out; this is the second guard.
+            record.self_caused = True
+            return
         record.targets = route(capability, envelope)
     except MalformedEvent as exc:
         record.error = str(exc)
@@ -114,6 +126,16 @@ class Handler:
                 )
                 sink.metric("MalformedEvents")
                 outcome = Outcome("dead", f"malformed: {record.error}")
+            elif record.self_caused:
+                sink.log(
+                    "INFO",
+                    "ignored an event caused by RoleWarden itself",
+                    message_id=record.message_id,
+                    event_id=record.event_id,
+                    capability=self.capability,
+                )
+                sink.metric("SelfCausedEventsIgnored")
+                outcome = Outcome()
             elif not record.targets:
                 sink.log(
                     "INFO",
