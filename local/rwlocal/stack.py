@@ -14,17 +14,37 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
 ARTIFACT_BUCKET = "rolewarden-local-artifacts"
 
 
+class _CfnLoader(yaml.SafeLoader):
+    """A SafeLoader that reads CloudFormation short forms (!Ref, !Sub, !GetAtt...) as their long forms,
+    without touching the global yaml loaders (samcli.yamlhelper registers OrderedDict globally)."""
+
+
+def _intrinsic(loader: yaml.SafeLoader, tag_suffix: str, node: yaml.Node) -> dict[str, Any]:
+    name = "Ref" if tag_suffix == "Ref" else f"Fn::{tag_suffix}"
+    if isinstance(node, yaml.ScalarNode):
+        value: Any = loader.construct_scalar(node)
+        if tag_suffix == "GetAtt":
+            value = str(value).split(".", 1)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+    return {name: value}
+
+
+_CfnLoader.add_multi_constructor("!", _intrinsic)
+
+
 def load_template(path: Path = TEMPLATE) -> dict[str, Any]:
     """template.yaml as a dict, short-form intrinsics (!Ref, !Sub...) expanded."""
-    from samcli.yamlhelper import yaml_parse
-
-    return dict(yaml_parse(path.read_text()))
+    return dict(yaml.load(path.read_text(), Loader=_CfnLoader))
 
 
 def translate(template: dict[str, Any], parameters: dict[str, str] | None = None) -> dict[str, Any]:
@@ -109,8 +129,11 @@ def deploy(name: str = "rolewarden-local", parameters: dict[str, str] | None = N
 
 
 def schedule_rules(template: dict[str, Any]) -> list[str]:
-    return [k for k, v in template["Resources"].items()
-            if v["Type"] == "AWS::Events::Rule" and "ScheduleExpression" in v.get("Properties", {})]
+    return [
+        k
+        for k, v in template["Resources"].items()
+        if v["Type"] == "AWS::Events::Rule" and "ScheduleExpression" in v.get("Properties", {})
+    ]
 
 
 def _pin_schedules(stack: Stack) -> None:
@@ -123,7 +146,8 @@ def _pin_schedules(stack: Stack) -> None:
         events.put_rule(
             Name=rule["Name"],
             ScheduleExpression=rule["ScheduleExpression"],
-            EventPattern=json.dumps({"source": ["aws.events"], "detail-type": ["Scheduled Event"],
-                                     "resources": [rule["Arn"]]}),
+            EventPattern=json.dumps(
+                {"source": ["aws.events"], "detail-type": ["Scheduled Event"], "resources": [rule["Arn"]]}
+            ),
             State="ENABLED",
         )

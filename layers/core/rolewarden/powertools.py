@@ -45,4 +45,5 @@ def wrap(handler: Any, capability: str) -> Callable[[Any, Any], dict[str, Any]]:
         wrapped = tracer.capture_lambda_handler(wrapped)
     if os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
         wrapped = logger.inject_lambda_context(wrapped, clear_state=True)
+    wrapped.handler = handler  # type: ignore[attr-defined]  # tests and the local pipeline read last_sink
     return wrapped

@@ -89,9 +89,11 @@ class Handler:
         self.capability = capability
         self.sink_factory = sink_factory or Sink
         self.sleep: Callable[[float], None] = time.sleep
+        self.last_sink: Sink | None = None
 
     def __call__(self, event: Any, context: Any = None) -> dict[str, Any]:
         sink = self.sink_factory()
+        self.last_sink = sink
         return self.handle(event, sink)
 
     def handle(self, event: Any, sink: Sink) -> dict[str, Any]:

@@ -12,6 +12,8 @@ from botocore.config import Config as BotoConfig
 _lock = threading.Lock()
 _clients: dict[str, Any] = {}
 _session: boto3.session.Session | None = None
+#: (event name, handler) pairs registered on every client, e.g. call counters and fault injection.
+_hooks: list[tuple[str, Any]] = []
 
 
 def _botocore_config() -> BotoConfig:
@@ -20,7 +22,7 @@ def _botocore_config() -> BotoConfig:
     # attempt count are settings so the CLI can use adaptive mode on large sweeps.
     retries: Any = {
         "mode": os.environ.get("ROLEWARDEN_RETRY_MODE", "standard"),
-        "max_attempts": int(os.environ.get("ROLEWARDEN_MAX_ATTEMPTS", "6")),
+        "total_max_attempts": int(os.environ.get("ROLEWARDEN_MAX_ATTEMPTS", "6")),  # first try included
     }
     return BotoConfig(
         retries=retries,
@@ -45,8 +47,28 @@ def client(service: str) -> Any:
     if existing is not None:
         return existing
     made = session().client(service, config=_botocore_config())  # type: ignore[call-overload]
+    for event_name, handler in _hooks:
+        made.meta.events.register(event_name, handler)
     with _lock:
         return _clients.setdefault(service, made)
+
+
+def add_hook(event_name: str, handler: Any) -> None:
+    """Register a botocore event handler on every client, present and future (counters, fault injection)."""
+    with _lock:
+        _hooks.append((event_name, handler))
+        existing = list(_clients.values())
+    for made in existing:
+        made.meta.events.register(event_name, handler)
+
+
+def remove_hook(event_name: str, handler: Any) -> None:
+    with _lock:
+        if (event_name, handler) in _hooks:
+            _hooks.remove((event_name, handler))
+        existing = list(_clients.values())
+    for made in existing:
+        made.meta.events.unregister(event_name, handler)
 
 
 def reset() -> None:
