@@ -1,0 +1,84 @@
+"""`rolewarden explain`: why a resource is as it is and what RoleWarden would do, from the same reads
+and the same decision functions the handlers use."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rolewarden.aws import ec2
+from rolewarden.capabilities.profiles import lookup_profiles
+from rolewarden.config import Config, ProfileRule
+from rolewarden.decide.profiles import assignable, decide_instance, desired_profile
+
+
+def _rule_verdict(rule: ProfileRule, tags: dict[str, str]) -> str:
+    for key, wanted in rule.match.items():
+        if key not in tags:
+            return f"no: tag {key!r} is absent"
+        value = tags[key]
+        if wanted == "*" or (isinstance(wanted, list) and "*" in wanted):
+            continue
+        accepted = wanted if isinstance(wanted, list) else [wanted]
+        if value not in accepted:
+            return f"no: {key}={value!r} is not one of {accepted}"
+    return "yes"
+
+
+def explain_instance(config: Config, instance_id: str) -> dict[str, Any]:
+    views = ec2.describe_instances([instance_id])
+    view = views.get(instance_id)
+    report: dict[str, Any] = {"instance": instance_id}
+    if view is None:
+        report["state"] = "not found"
+        report["decision"] = "skip: the instance does not exist"
+        return report
+    tags = dict(view.tags)
+    settings = config.instance_profiles
+    report["state"] = view.state
+    report["tags"] = tags or "(none)"
+    report["rules"] = [
+        {"rule": index, "match": dict(rule.match), "profile": rule.profile, "matches": _rule_verdict(rule, tags)}
+        for index, rule in enumerate(settings.rules)
+    ]
+    name, index = desired_profile(settings, tags)
+    if name is None:
+        report["desired profile"] = "none (no rule matches and default is null)"
+    else:
+        source = f"rule {index}" if index is not None else "the default"
+        report["desired profile"] = f"{name} (from {source})"
+        info = lookup_profiles([name])[name]
+        refusal = assignable(info, config.managed_path)
+        report["assignable"] = "yes" if refusal is None else f"no: {refusal}"
+        if info is not None:
+            report["profile role"] = ", ".join(f"{p}{r}" for r, p in zip(info.role_names, info.role_paths, strict=True))
+    association = ec2.describe_associations([instance_id]).get(instance_id)
+    report["attached profile"] = association.profile_arn if association else "(none)"
+    profiles = lookup_profiles([name]) if name else {}
+    decision = decide_instance(
+        settings, config.managed_path, view, instance_id, profiles, association, association_known=True
+    )
+    report["decision"] = f"{decision.verdict}: {decision.reason}"
+    report["would do"] = [a.describe() for a in decision.actions] or "nothing"
+    if config.dry_run:
+        report["note"] = "dry_run is true: RoleWarden would only log this"
+    return report
+
+
+def explain_role(config: Config, role_name: str) -> dict[str, Any]:
+    from rolewarden.capabilities import compliance
+
+    explain = getattr(compliance, "explain", None)
+    if explain is None:  # pragma: no cover - the compliance capability provides it
+        raise NotImplementedError("role explanations need rolewarden.capabilities.compliance.explain")
+    result: dict[str, Any] = explain(config, role_name)
+    return result
+
+
+def explain_bucket(config: Config, bucket: str) -> dict[str, Any]:
+    from rolewarden.capabilities import grants
+
+    explain = getattr(grants, "explain", None)
+    if explain is None:  # pragma: no cover - the grants capability provides it
+        raise NotImplementedError("bucket explanations need rolewarden.capabilities.grants.explain")
+    result: dict[str, Any] = explain(config, bucket)
+    return result

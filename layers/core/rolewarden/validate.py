@@ -1,0 +1,65 @@
+"""Semantic checks of a valid config against the account: do the named things exist and sit where
+RoleWarden may use them. Each problem is one line starting with its key path."""
+
+from __future__ import annotations
+
+from botocore.exceptions import ClientError
+
+from rolewarden.aws.clients import client
+from rolewarden.aws.errors import code_of
+from rolewarden.capabilities.profiles import lookup_profiles
+from rolewarden.config import Config
+from rolewarden.decide.profiles import assignable
+
+
+def _profile_problems(config: Config) -> list[str]:
+    settings = config.instance_profiles
+    named = [(f"instance_profiles.rules.{i}.profile", r.profile) for i, r in enumerate(settings.rules)]
+    if settings.default:
+        named.append(("instance_profiles.default", settings.default))
+    found = lookup_profiles({name for _, name in named})
+    problems = []
+    for path, name in named:
+        refusal = assignable(found.get(name), config.managed_path)
+        if refusal is not None:
+            problems.append(f"{path}: {name}: {refusal}")
+    return problems
+
+
+def _policy_exists(arn: str) -> bool:
+    try:
+        client("iam").get_policy(PolicyArn=arn)
+    except ClientError as exc:
+        if code_of(exc) == "NoSuchEntity":
+            return False
+        raise
+    return True
+
+
+def _compliance_problems(config: Config) -> list[str]:
+    problems = []
+    boundary = config.compliance.permissions_boundary
+    if boundary and not _policy_exists(boundary):
+        problems.append(f"compliance.permissions_boundary: {boundary} does not exist")
+    for index, arn in enumerate(config.compliance.allowed_managed_policies):
+        if not _policy_exists(arn):
+            problems.append(f"compliance.allowed_managed_policies.{index}: {arn} does not exist")
+    return problems
+
+
+def _level_problems(config: Config) -> list[str]:
+    from rolewarden.decide.grants import resource_type
+
+    problems = []
+    for level, actions in config.bucket_grants.levels.items():
+        for index, action in enumerate(actions):
+            if resource_type(action) is None:
+                problems.append(
+                    f"bucket_grants.levels.{level}.{index}: {action} is not an S3 data-access action RoleWarden grants"
+                )
+    return problems
+
+
+def account_problems(config: Config) -> list[str]:
+    """Every reference in the config checked against the account (and the S3 action catalogue)."""
+    return _profile_problems(config) + _compliance_problems(config) + _level_problems(config)
