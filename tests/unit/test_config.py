@@ -95,3 +95,9 @@ def test_load_config_from_file_and_missing(tmp_path: Path, monkeypatch: pytest.M
     assert load_config(str(path)).managed_path == "/team/"
     path.write_text("version: 1\nmanaged_path: /team2/\n")
     assert load_config(str(path)).managed_path == "/team2/"  # a changed file is re-parsed
+
+
+@pytest.mark.parametrize("path", ["/*/", "/role?/", "/a//", "//", "/a b/", "/rolewarden"])
+def test_managed_path_refuses_wildcards_and_odd_paths(path: str) -> None:
+    with pytest.raises(ConfigError, match="managed_path"):
+        parse_config(f"version: 1\nmanaged_path: '{path}'")

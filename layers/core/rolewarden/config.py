@@ -18,8 +18,9 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, 
 
 from rolewarden.errors import ConfigError
 
-#: IAM path grammar: starts and ends with "/", printable ASCII without spaces (IAM's own pattern).
-_PATH_RE = re.compile(r"^/([\x21-\x7e]*/)?$")
+#: A managed path: "/"-separated IAM name characters. Stricter than IAM's own grammar on purpose: the
+#: path is pasted into policy ARNs (role${ManagedPath}*), where "*" or "?" would widen RoleWarden's reach.
+_PATH_RE = re.compile(r"^/([A-Za-z0-9_+=,.@-]+/)+$")
 #: IAM role and instance-profile names: [\w+=,.@-]{1,64} (profiles allow 128).
 ROLE_NAME_RE = re.compile(r"^[\w+=,.@-]{1,64}$", re.ASCII)
 PROFILE_NAME_RE = re.compile(r"^[\w+=,.@-]{1,128}$", re.ASCII)
@@ -169,7 +170,10 @@ class Config(_Strict):
         if value == "/":
             raise ValueError("'/' would put every role in the account under RoleWarden; use a path like /rolewarden/")
         if not _PATH_RE.match(value) or len(value) > 512:
-            raise ValueError(f"{value!r} is not an IAM path: it must start and end with '/', e.g. /rolewarden/")
+            raise ValueError(
+                f"{value!r} is not a usable IAM path: '/'-separated names of letters, digits and _+=,.@- "
+                "starting and ending with '/', e.g. /rolewarden/"
+            )
         return value
 
     # -- helpers shared by the decision code -------------------------------------------------
