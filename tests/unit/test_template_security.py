@@ -85,8 +85,11 @@ def test_resource_star_only_where_aws_allows_nothing_else(function: str, stateme
 
 @pytest.mark.parametrize(("function", "statement"), ALL, ids=IDS)
 def test_iam_writes_only_on_the_managed_path(function: str, statement: dict[str, Any]) -> None:
-    writes = [a for a in _as_list(statement["Action"]) if a.startswith("iam:") and
-              not a.split(":", 1)[1].startswith(IAM_READ_PREFIXES)]
+    writes = [
+        a
+        for a in _as_list(statement["Action"])
+        if a.startswith("iam:") and not a.split(":", 1)[1].startswith(IAM_READ_PREFIXES)
+    ]
     if not writes:
         return
     for resource in _as_list(statement["Resource"]):
@@ -97,7 +100,7 @@ def test_iam_writes_only_on_the_managed_path(function: str, statement: dict[str,
 def test_pass_role_only_for_managed_roles_and_only_to_ec2() -> None:
     passing = [(f, s) for f, s in ALL if "iam:PassRole" in _as_list(s["Action"])]
     assert [f for f, _ in passing] == ["InstanceProfilesFunction"]
-    (_, statement), = passing
+    ((_, statement),) = passing
     assert _as_list(statement["Action"]) == ["iam:PassRole"]
     assert [_text(r) for r in _as_list(statement["Resource"])] == [
         "arn:${AWS::Partition}:iam::${AWS::AccountId}:role${ManagedPath}*"
