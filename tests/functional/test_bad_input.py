@@ -65,7 +65,7 @@ hostile_strings = st.sampled_from(
         "web-server\nadmin",
         "A" * 256,
         "role/../../x",
-        "ｗｅｂ",
+        "\uff57\uff45\uff42",  # fullwidth "web": a look-alike role name
         "",
     ]
 )
