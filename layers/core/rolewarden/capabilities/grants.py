@@ -1,0 +1,257 @@
+"""Bucket tags drive S3 grants: observe (S3 + one IAM pass), decide (pure), apply the plan.
+
+Targets:
+
+* ``bucket``: a bucket's tags changed (or it was created or deleted). Re-read THAT bucket from S3
+  (never the event's copy of the tags), learn from the generated policies' current documents who holds
+  it today, and recompute only those roles and the roles its tags now name.
+* ``role`` / ``policy``: recompute one role's grants (the role behind a generated policy ARN). This is
+  the interface the compliance capability's grant-policy-drift rule uses.
+* ``sweep``: every bucket (ListBuckets once, each bucket's tags once) and every generated policy.
+
+The other buckets of an affected role (cost of one event). A role's full document needs every bucket
+that grants it, not only the one that changed. Re-reading them all would make one tag change cost reads
+in proportion to the role's grants (hundreds for a data role). Instead the role's current generated
+documents are read back into grants (``decide.grants.trusted_grants``) and the changed bucket's fresh
+grant replaces its entry. Read-back is trusted only when every part's default version is its newest
+version AND the documents are byte-for-byte what RoleWarden renders for the grants they express under
+today's config; anything else (someone set another default version, edited a document, the levels in
+the config changed) falls back to re-reading the buckets named in any version of that role's policies.
+``role``/``policy`` targets always take the fallback, since they come from IAM-side drift. So a bucket
+event costs GetBucketTagging + (GetBucketEncryption when the bucket has grant tags) + one paginated
+GetAccountAuthorizationDetails, plus writes only for roles whose document changes; the bounded extra
+reads happen only for a drifted role, and cost that role's own buckets. Grants that went stale because
+an event was lost are corrected by the sweep, which reads every bucket.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from rolewarden.aws import grants as aws
+from rolewarden.capabilities.base import Outcome, Run
+from rolewarden.decide.grants import (
+    BucketGrant,
+    GrantPolicy,
+    IamView,
+    LevelActions,
+    RoleDecision,
+    TagGrants,
+    buckets_named,
+    decide_role,
+    grants_by_role,
+    grants_for,
+    level_table,
+    parts_by_role,
+    policy_owner,
+    tag_grants,
+    trusted_grants,
+)
+from rolewarden.errors import PermanentError, RetryableError
+from rolewarden.model import Finding
+from rolewarden.triggers import Target
+
+_FINDING_METRICS = {
+    "grant-refused": "GrantsRefused",
+    "protected-bucket": "GrantsRefused",
+    "unknown-level": "GrantsRefused",
+    "unknown-action": "GrantsRefused",
+    "grants-too-large": "GrantsTooLarge",
+    "too-many-attached-policies": "GrantsTooLarge",
+}
+
+
+@dataclass
+class GrantsPlan:
+    """What one reconcile decided: per role, and which targets each role answers for."""
+
+    iam: IamView | None = None
+    decisions: dict[str, RoleDecision] = field(default_factory=dict)
+    roles_of: dict[Target, set[str]] = field(default_factory=dict)
+    failed: dict[Target, Outcome] = field(default_factory=dict)
+    buckets_read: int = 0
+    findings: list[Finding] = field(default_factory=list)
+
+
+def _outcome(exc: RetryableError | PermanentError) -> Outcome:
+    return Outcome("retry" if isinstance(exc, RetryableError) else "dead", str(exc))
+
+
+class BucketGrants:
+    name = "bucket_grants"
+
+    # -- observe + decide (no writes) -----------------------------------------------------------
+    def plan(self, run: Run, targets: Sequence[Target]) -> GrantsPlan:
+        config = run.config
+        levels, _ = level_table(config)
+        iam = aws.read_iam(config.managed_path)
+        plan = GrantsPlan(iam=iam)
+        owned = parts_by_role(iam)
+        if any(t.kind == "sweep" for t in targets):
+            self._plan_sweep(run, plan, iam, owned, levels, targets)
+            return plan
+
+        fresh: dict[str, TagGrants] = {}  # buckets read from S3 in this run
+
+        def read(name: str) -> None:
+            view = aws.read_bucket(name, config.bucket_grants.tag_prefix)
+            plan.buckets_read += 1
+            fresh[name] = tag_grants(config, view, iam.roles)
+            plan.findings.extend(fresh[name].findings)
+
+        affected: dict[str, set[Target]] = {}
+        reread_roles: set[str] = set()
+        for target in targets:
+            if target.kind == "bucket":
+                try:
+                    if target.id not in fresh:
+                        read(target.id)
+                except (RetryableError, PermanentError) as exc:
+                    plan.failed[target] = _outcome(exc)
+                    continue
+                holders = {
+                    r for r, parts in owned.items() if any(target.id in _default_buckets(p) for p in parts.values())
+                }
+                for role in holders | set(fresh[target.id].grants):
+                    affected.setdefault(role, set()).add(target)
+            elif target.kind in ("role", "policy"):
+                owner = target.id if target.kind == "role" else self._policy_role(iam, target.id)
+                if owner is None:
+                    continue  # not a generated policy: nothing of ours
+                affected.setdefault(owner, set()).add(target)
+                reread_roles.add(owner)
+
+        for role in sorted(affected):
+            parts = owned.get(role, {})
+            base = None if role in reread_roles else trusted_grants(parts, levels, iam.partition)
+            try:
+                if base is None:
+                    named = {b for p in parts.values() for v in p.versions for b in buckets_named(v.document)}
+                    for name in sorted(named - set(fresh)):
+                        read(name)
+                    grants = grants_for(role, fresh.values())
+                else:
+                    grants = {b: g for b, g in base.items() if b not in fresh}
+                    grants.update(grants_for(role, fresh.values()))
+            except (RetryableError, PermanentError) as exc:
+                for target in affected[role]:
+                    plan.failed.setdefault(target, _outcome(exc))
+                continue
+            plan.decisions[role] = decide_role(config, iam, role, grants.values(), parts)
+            for target in affected[role]:
+                plan.roles_of.setdefault(target, set()).add(role)
+        return plan
+
+    def _plan_sweep(
+        self,
+        run: Run,
+        plan: GrantsPlan,
+        iam: IamView,
+        owned: Mapping[str, Mapping[int, GrantPolicy]],
+        levels: Mapping[str, LevelActions],
+        targets: Sequence[Target],
+    ) -> None:
+        config = run.config
+        fresh: dict[str, TagGrants] = {}
+        unreadable: set[str] = set()
+        for name in aws.list_buckets():
+            try:
+                view = aws.read_bucket(name, config.bucket_grants.tag_prefix)
+            except (RetryableError, PermanentError) as exc:
+                unreadable.add(name)
+                plan.findings.append(
+                    Finding(
+                        self.name, name, "bucket-unreadable", f"cannot read bucket {name}: {exc}; its grants are kept"
+                    )
+                )
+                continue
+            plan.buckets_read += 1
+            fresh[name] = tag_grants(config, view, iam.roles)
+            plan.findings.extend(fresh[name].findings)
+        desired = grants_by_role(fresh.values())
+        for role in sorted(set(desired) | set(owned)):
+            parts = owned.get(role, {})
+            grants: dict[str, BucketGrant] = dict(desired.get(role, {}))
+            held_unreadable = {b for p in parts.values() for b in _default_buckets(p)} & unreadable
+            if held_unreadable:
+                base = trusted_grants(parts, levels, iam.partition)
+                if base is None:
+                    continue  # cannot tell what to keep: leave the role as it is until the bucket is readable
+                grants.update({b: base[b] for b in held_unreadable if b in base})
+            plan.decisions[role] = decide_role(config, iam, role, grants.values(), parts)
+        for target in targets:
+            plan.roles_of[target] = set(plan.decisions)
+
+    @staticmethod
+    def _policy_role(iam: IamView, arn: str) -> str | None:
+        for policy in iam.policies.values():
+            if policy.arn == arn:
+                return policy_owner(policy, iam.roles)[0]
+        return None
+
+    # -- apply ----------------------------------------------------------------------------------
+    def reconcile(self, run: Run, targets: Sequence[Target]) -> dict[Target, Outcome]:
+        try:
+            plan = self.plan(run, targets)
+        except (RetryableError, PermanentError) as exc:
+            return {t: _outcome(exc) for t in targets}
+        for finding in plan.findings:
+            run.sink.finding(finding, metric=_FINDING_METRICS.get(finding.rule, "Findings"))
+        per_role = {role: self._apply(run, plan.decisions[role]) for role in sorted(plan.decisions)}
+        outcomes: dict[Target, Outcome] = {}
+        for target in targets:
+            if target in plan.failed:
+                outcomes[target] = plan.failed[target]
+            elif target.kind == "sweep":
+                failed = sum(1 for o in per_role.values() if o.status != "ok")
+                run.sink.log(
+                    "INFO",
+                    f"grant sweep: {plan.buckets_read} buckets, {len(per_role)} roles, {failed} failed",
+                    capability=self.name,
+                    buckets=plan.buckets_read,
+                    roles=len(per_role),
+                    failed=failed,
+                )
+                outcomes[target] = Outcome()  # a role that failed is retried by the next sweep
+            else:
+                outcomes[target] = Outcome.worst([per_role[r] for r in sorted(plan.roles_of.get(target, ()))])
+        return outcomes
+
+    def _apply(self, run: Run, decision: RoleDecision) -> Outcome:
+        for finding in decision.findings:
+            run.sink.finding(finding, metric=_FINDING_METRICS.get(finding.rule, "Findings"))
+        run.sink.log(
+            "INFO",
+            f"role {decision.role}: {decision.verdict}: {decision.reason}",
+            capability=self.name,
+            resource=f"role/{decision.role}",
+            verdict=decision.verdict,
+            buckets=len(decision.buckets),
+            policies=len(decision.documents),
+            trigger=run.trigger,
+        )
+        for action in decision.actions:
+            result = run.executor.execute_one(action)
+            run.results.append(result)
+            if result.status == "conflict":
+                return Outcome("retry", result.error)
+            if result.status == "failed":
+                # Stop here: the remaining steps of a re-split assume this one happened.
+                return Outcome("retry" if result.retryable else "dead", result.error)
+        return Outcome()
+
+
+def _default_buckets(policy: GrantPolicy) -> set[str]:
+    default = policy.default
+    return buckets_named(default.document) if default is not None else set()
+
+
+def holders(iam: IamView, bucket: str) -> list[str]:
+    """Roles whose generated policies' default versions name ``bucket`` (for the CLI and the demo)."""
+    return sorted(
+        r for r, parts in parts_by_role(iam).items() if any(bucket in _default_buckets(p) for p in parts.values())
+    )
+
+
+CAPABILITY = BucketGrants()
