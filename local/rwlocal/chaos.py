@@ -218,7 +218,7 @@ def seed_drift(world: World, count: int, rng: random.Random) -> None:
     )
     drifts = ["admin-managed", "admin-inline", "loose-trust"]
     roles = [f"svc-{n:03d}" for n in range(count)]
-    for n, role in enumerate(roles + [PROTECTED_ROLE, "outside-admin"]):
+    for n, role in enumerate([*roles, PROTECTED_ROLE, "outside-admin"]):
         path = "/" if role == "outside-admin" else MANAGED
         w.create_role(role, path)
         kind = drifts[n % len(drifts)] if role in roles else "admin-managed"

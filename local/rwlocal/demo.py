@@ -64,13 +64,14 @@ def instance_profiles_scene(demo: Demo) -> None:
     ec2 = w.ec2()
     world = {
         "web-1 (new, no profile)": w.run_instance({"Name": "web-1", "rolewarden:profile": "web"}),
-        "web-2 (wrong profile)": w.run_instance({"Name": "web-2", "rolewarden:profile": "web"},
-                                                profiles["legacy-app"]),
-        "web-3 (stopped, wrong profile)": w.run_instance({"Name": "web-3", "rolewarden:profile": "web"},
-                                                         profiles["legacy-app"]),
+        "web-2 (wrong profile)": w.run_instance({"Name": "web-2", "rolewarden:profile": "web"}, profiles["legacy-app"]),
+        "web-3 (stopped, wrong profile)": w.run_instance(
+            {"Name": "web-3", "rolewarden:profile": "web"}, profiles["legacy-app"]
+        ),
         "etl-1 (data/prod)": w.run_instance({"Name": "etl-1", "team": "data", "env": "prod"}),
-        "asg-1 (Auto Scaling launch)": w.run_instance({"Name": "asg-1", "rolewarden:profile": "web",
-                                                       "aws:autoscaling:groupName": "web-asg"}),
+        "asg-1 (Auto Scaling launch)": w.run_instance(
+            {"Name": "asg-1", "rolewarden:profile": "web", "aws:autoscaling:groupName": "web-asg"}
+        ),
         "ops-1 (asks for admin)": w.run_instance({"Name": "ops-1", "rolewarden:profile": "admin"}),
         "misc-1 (no rule)": w.run_instance({"Name": "misc-1", "team": "marketing"}),
     }
@@ -83,12 +84,20 @@ def instance_profiles_scene(demo: Demo) -> None:
     events.append(w.asg_launch_event(world["asg-1 (Auto Scaling launch)"]))
     # someone tags the stopped instance again: CloudTrail CreateTags
     stopped = world["web-3 (stopped, wrong profile)"]
-    events.append({
-        "source": "aws.ec2", "detail-type": "AWS API Call via CloudTrail",
-        "detail": {"eventSource": "ec2.amazonaws.com", "eventName": "CreateTags",
-                   "requestParameters": {"resourcesSet": {"items": [{"resourceId": stopped}]},
-                                         "tagSet": {"items": [{"key": "rolewarden:profile", "value": "web"}]}}},
-    })
+    events.append(
+        {
+            "source": "aws.ec2",
+            "detail-type": "AWS API Call via CloudTrail",
+            "detail": {
+                "eventSource": "ec2.amazonaws.com",
+                "eventName": "CreateTags",
+                "requestParameters": {
+                    "resourcesSet": {"items": [{"resourceId": stopped}]},
+                    "tagSet": {"items": [{"key": "rolewarden:profile", "value": "web"}]},
+                },
+            },
+        }
+    )
     sent = put_events(events)
     demo.console.print(f"emitted {sent} events into EventBridge; the template's rules route them to the queue")
     refusals: list[Any] = []
@@ -104,14 +113,21 @@ def instance_profiles_scene(demo: Demo) -> None:
     demo.console.print(f"drained the queue: {stats.invocations} handler invocation(s), {stats.records} record(s)")
     after = w.attached_profiles(ids)
     rows = [
-        [name.split(" ", 1)[0], name.split(" ", 1)[1].strip("()"), i,
-         _tags({k: v for k, v in tags[i].items() if k != "Name"}), before.get(i, "-"), after.get(i, "-")]
+        [
+            name.split(" ", 1)[0],
+            name.split(" ", 1)[1].strip("()"),
+            i,
+            _tags({k: v for k, v in tags[i].items() if k != "Name"}),
+            before.get(i, "-"),
+            after.get(i, "-"),
+        ]
         for name, i in world.items()
     ]
     demo.table("Instances: profile before and after", ["name", "situation", "id", "tags", "before", "after"], rows)
     if refusals:
-        demo.table("Refused (no change made)", ["instance", "rule", "why"],
-                   [[f.resource, f.rule, f.message] for f in refusals])
+        demo.table(
+            "Refused (no change made)", ["instance", "rule", "why"], [[f.resource, f.rule, f.message] for f in refusals]
+        )
     expected = {
         world["web-1 (new, no profile)"]: "web-server",
         world["web-2 (wrong profile)"]: "web-server",
@@ -134,7 +150,9 @@ def main() -> int:
         console.print(f"[bold]RoleWarden demo[/bold]: embedded moto server at {aws.endpoint}")
         stack = st.deploy()
         functions = [k for k, v in stack.template["Resources"].items() if v["Type"] == "AWS::Serverless::Function"]
-        console.print(f"deployed stack {stack.name}: {len(stack.resources)} resources, functions {', '.join(functions)}")
+        console.print(
+            f"deployed stack {stack.name}: {len(stack.resources)} resources, functions {', '.join(functions)}"
+        )
         # The handlers run with the functions' deployed environment; only the config path (which points
         # into the Lambda layer) and the log level (to keep the tables readable) are changed.
         overrides = {"ROLEWARDEN_CONFIG": str(CONFIG), "POWERTOOLS_LOG_LEVEL": "WARNING"}

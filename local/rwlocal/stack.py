@@ -5,6 +5,7 @@ Lambda's SQS poller instead, calling the real handlers in-process with the funct
 
 from __future__ import annotations
 
+import ast
 import copy
 import io
 import json
@@ -125,7 +126,28 @@ def deploy(name: str = "rolewarden-local", parameters: dict[str, str] | None = N
     outputs = {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
     stack = Stack(name=name, resources=resources, outputs=outputs, template=template)
     _pin_schedules(stack)
+    _restore_inline_policies_as_text()
     return stack
+
+
+def _restore_inline_policies_as_text() -> None:
+    """moto 5.2 quirk: inline role policies created by CloudFormation are stored as Python dicts (None for
+    AWS::NoValue), and GetAccountAuthorizationDetails then fails with a 500 (``parse.quote(dict)`` in
+    ``Role.role_policy_list``). Writing each one back as JSON text with the same statements fixes it."""
+    iam = boto3.client("iam")
+    for page in iam.get_paginator("list_roles").paginate():
+        for role in page["Roles"]:
+            for name in iam.list_role_policies(RoleName=role["RoleName"])["PolicyNames"]:
+                raw = iam.get_role_policy(RoleName=role["RoleName"], PolicyName=name)["PolicyDocument"]
+                if isinstance(raw, dict):
+                    document: Any = raw
+                elif isinstance(raw, str) and raw.startswith("{'"):
+                    document = ast.literal_eval(raw)
+                else:
+                    continue
+                document["Statement"] = [s for s in document.get("Statement", []) if s]
+                document.setdefault("Version", "2012-10-17")
+                iam.put_role_policy(RoleName=role["RoleName"], PolicyName=name, PolicyDocument=json.dumps(document))
 
 
 def schedule_rules(template: dict[str, Any]) -> list[str]:

@@ -498,11 +498,9 @@ def test_template_rule_routes_put_bucket_tagging_to_the_handler(
 ) -> None:
     from rwlocal import stack as rwstack
     from rwlocal.pipeline import Pipeline, put_events
-    from rwlocal.scenes.grants import restore_inline_policies_as_text
 
     config_path = write_config(CONFIG)
     deployed = rwstack.deploy()
-    restore_inline_policies_as_text()  # a moto quirk, see its docstring
     pipeline = Pipeline(deployed, env_overrides={"ROLEWARDEN_CONFIG": str(config_path)})
     make_bucket("routed-data", {"rolewarden:read": "web-server"})
     ignored = tagged("routed-data")

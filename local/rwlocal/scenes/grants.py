@@ -2,14 +2,10 @@
 tagged, the CloudTrail PutBucketTagging event goes through the stack's own EventBridge rule and queue into
 the real bucket-grants handler, and the role's generated policy is shown before and after. Then the
 grant is narrowed (a new policy version), and a bad tag value is refused.
-
-Also home of ``restore_inline_policies_as_text``, a moto workaround the grants code needs after
-``rwlocal.stack.deploy`` (see its docstring).
 """
 
 from __future__ import annotations
 
-import ast
 import json
 from typing import Any
 
@@ -24,26 +20,6 @@ BUCKETS = {
     "acme-uploads": {"team": "ingest"},
     "acme-audit-logs": {"rolewarden:read": "reporting-app"},  # protected by config: never granted
 }
-
-
-def restore_inline_policies_as_text() -> None:
-    """moto 5.2 quirk: inline role policies created by CloudFormation are stored as Python dicts (None for
-    AWS::NoValue), and GetAccountAuthorizationDetails then fails with a 500 (``parse.quote(dict)`` in
-    ``Role.role_policy_list``). Writing each one back as JSON text with the same statements fixes it."""
-    iam = boto3.client("iam")
-    for page in iam.get_paginator("list_roles").paginate():
-        for role in page["Roles"]:
-            for name in iam.list_role_policies(RoleName=role["RoleName"])["PolicyNames"]:
-                raw = iam.get_role_policy(RoleName=role["RoleName"], PolicyName=name)["PolicyDocument"]
-                if isinstance(raw, dict):
-                    document: Any = raw
-                elif isinstance(raw, str) and raw.startswith("{'"):
-                    document = ast.literal_eval(raw)
-                else:
-                    continue
-                document["Statement"] = [s for s in document.get("Statement", []) if s]
-                document.setdefault("Version", "2012-10-17")
-                iam.put_role_policy(RoleName=role["RoleName"], PolicyName=name, PolicyDocument=json.dumps(document))
 
 
 def tagging_event(bucket: str, tags: dict[str, str]) -> dict[str, Any]:
@@ -115,7 +91,6 @@ def _show(demo: Any, title: str, role: str) -> None:
 
 def scene(demo: Any) -> None:
     demo.section("Bucket tags drive S3 grants")
-    restore_inline_policies_as_text()
     for role in ("reporting-app", "ingest-worker"):
         w.create_role(role)
     w.create_role("legacy-app", path="/legacy/")
