@@ -58,15 +58,15 @@ def instance_profiles_scene(demo: Demo) -> None:
     profiles = {
         "web-server": w.create_profile("web-server"),
         "data-worker": w.create_profile("data-worker", role="data-worker", role_path="/rolewarden/data/"),
-        "legacy-app": w.create_profile("legacy-app"),
+        "old-web": w.create_profile("old-web"),
         "break-glass-admin": w.create_profile("break-glass-admin", role="break-glass-admin", role_path="/"),
     }
     ec2 = w.ec2()
     world = {
         "web-1 (new, no profile)": w.run_instance({"Name": "web-1", "rolewarden:profile": "web"}),
-        "web-2 (wrong profile)": w.run_instance({"Name": "web-2", "rolewarden:profile": "web"}, profiles["legacy-app"]),
+        "web-2 (wrong profile)": w.run_instance({"Name": "web-2", "rolewarden:profile": "web"}, profiles["old-web"]),
         "web-3 (stopped, wrong profile)": w.run_instance(
-            {"Name": "web-3", "rolewarden:profile": "web"}, profiles["legacy-app"]
+            {"Name": "web-3", "rolewarden:profile": "web"}, profiles["old-web"]
         ),
         "etl-1 (data/prod)": w.run_instance({"Name": "etl-1", "team": "data", "env": "prod"}),
         "asg-1 (Auto Scaling launch)": w.run_instance(
@@ -155,7 +155,7 @@ def main() -> int:
         )
         # The handlers run with the functions' deployed environment; only the config path (which points
         # into the Lambda layer) and the log level (to keep the tables readable) are changed.
-        overrides = {"ROLEWARDEN_CONFIG": str(CONFIG), "POWERTOOLS_LOG_LEVEL": "WARNING"}
+        overrides = {"ROLEWARDEN_CONFIG": str(CONFIG), "POWERTOOLS_LOG_LEVEL": "ERROR"}
         pipeline = Pipeline(stack, env_overrides=overrides)
         demo = Demo(stack=stack, pipeline=pipeline, console=console)
         instance_profiles_scene(demo)

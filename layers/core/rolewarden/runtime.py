@@ -23,6 +23,7 @@ from rolewarden import capabilities
 from rolewarden.apply import Executor
 from rolewarden.capabilities.base import Outcome, Run
 from rolewarden.config import load_config
+from rolewarden.environment import self_role_arns
 from rolewarden.errors import ConfigError, MalformedEvent
 from rolewarden.observe import Sink
 from rolewarden.triggers import Target, caller_role_arn, parse_envelope, route
@@ -37,12 +38,6 @@ class RecordIn:
     targets: list[Target] = field(default_factory=list)
     error: str = ""
     self_caused: bool = False
-
-
-def _self_role_arns() -> frozenset[str]:
-    """RoleWarden's own execution roles (ROLEWARDEN_SELF_ROLE_ARNS, comma-separated)."""
-    raw = os.environ.get("ROLEWARDEN_SELF_ROLE_ARNS", "")
-    return frozenset(arn.strip() for arn in raw.split(",") if arn.strip())
 
 
 def _records(event: Any, capability: str) -> tuple[list[RecordIn], bool]:
@@ -73,7 +68,7 @@ def _route(record: RecordIn, capability: str, parsed: Any = None) -> None:
         envelope = parse_envelope(parsed)
         record.event_id = envelope.id
         caller = caller_role_arn(envelope)
-        if caller and caller in _self_role_arns():
+        if caller and caller in self_role_arns():
             # RoleWarden's own change: the EventBridge pattern filters these out; this is the second guard.
             record.self_caused = True
             return

@@ -22,7 +22,7 @@ from rwlocal.server import ACCOUNT_ID
 
 ADMIN_ARN = "arn:aws:iam::aws:policy/AdministratorAccess"
 ADMIN_DOCUMENT = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
-ROLE = "reporting-app"
+ROLE = "billing-app"
 OTHER_ACCOUNT_TRUST = {
     "Version": "2012-10-17",
     "Statement": [

@@ -36,6 +36,7 @@ from rolewarden.decide.compliance import (
     out_of_scope,
     restore_plan,
 )
+from rolewarden.environment import self_role_arns
 from rolewarden.errors import PermanentError, RetryableError, RoleWardenError
 from rolewarden.model import Finding
 from rolewarden.observe import Sink
@@ -44,12 +45,6 @@ from rolewarden.triggers import Target
 
 RECORD_KIND = "remediation"
 ROLLBACK_KIND = "rollback"
-
-
-def self_role_arns() -> frozenset[str]:
-    """RoleWarden's own execution roles (ROLEWARDEN_SELF_ROLE_ARNS, set by the template)."""
-    raw = os.environ.get("ROLEWARDEN_SELF_ROLE_ARNS", "")
-    return frozenset(arn.strip() for arn in raw.split(",") if arn.strip())
 
 
 @dataclass
