@@ -201,6 +201,7 @@ def seed_buckets(world: World, count: int, rng: random.Random) -> None:
 
 def seed_drift(world: World, count: int, rng: random.Random) -> None:
     iam = boto3.client("iam")
+    w.ensure_aws_managed_policy()  # moto loads no AWS-managed policies by default
     loose_trust = json.dumps(
         {
             "Version": "2012-10-17",

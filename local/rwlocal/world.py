@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
@@ -14,6 +15,36 @@ EC2_TRUST = {
     "Version": "2012-10-17",
     "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}],
 }
+
+
+ADMIN_DOCUMENT = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+
+
+def ensure_aws_managed_policy(
+    name: str = "AdministratorAccess", document: dict[str, Any] | None = None, account_id: str = "123456789012"
+) -> str:
+    """Make ``arn:aws:iam::aws:policy/<name>`` exist in the in-process moto server (idempotent).
+
+    moto loads no AWS-managed policies unless told to (MOTO_IAM_LOAD_MANAGED_POLICIES, which loads
+    ~1,300 of them into every account), and IAM's API cannot create one, so the demo, chaos and the
+    tests add the one they need to the in-process moto backend."""
+    from moto.iam.models import AWSManagedPolicy, iam_backends
+
+    backend = iam_backends[account_id]["aws"]
+    arn = f"arn:aws:iam::aws:policy/{name}"
+    if arn not in backend.managed_policies:
+        now = datetime.now(UTC).isoformat()
+        data = {
+            "DefaultVersionId": "v1",
+            "Path": "/",
+            "Document": document or ADMIN_DOCUMENT,
+            "CreateDate": now,
+            "UpdateDate": now,
+        }
+        policy = AWSManagedPolicy.from_data(name, account_id, "us-east-1", data)
+        backend.managed_policies[arn] = policy
+        backend.aws_managed_policies.append(policy)
+    return arn
 
 
 def iam() -> Any:

@@ -13,8 +13,9 @@ import boto3
 import pytest
 
 from rwlocal import world as w
-from rwlocal.scenes.compliance import ADMIN_ARN, ensure_aws_managed_policy
+from rwlocal.scenes.compliance import ADMIN_ARN
 from rwlocal.server import ACCOUNT_ID, LocalAws
+from rwlocal.world import ensure_aws_managed_policy
 from tests.functional.helpers import invoke, load_app, sample, sink_of
 
 ROLE = "web-server"

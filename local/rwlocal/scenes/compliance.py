@@ -1,10 +1,6 @@
 """`make demo` scene: a managed role drifts (AdministratorAccess attached, a trust policy open to another
 account, a debug inline policy), the CloudTrail events go through the stack's EventBridge rules and
 queue into the real role-compliance handler, and the role is put back, with the prior state recorded.
-
-Also home of ``ensure_aws_managed_policy``: moto loads no AWS-managed policies unless told to
-(MOTO_IAM_LOAD_MANAGED_POLICIES, which loads ~1,300 of them into every account), and IAM's API cannot
-create one, so the demo and the tests add the one they need to the in-process moto backend.
 """
 
 from __future__ import annotations
@@ -37,29 +33,6 @@ DEBUG_POLICY = {
         {"Sid": "TemporaryDebug", "Effect": "Allow", "Action": "iam:*", "Resource": "*"},
     ],
 }
-
-
-def ensure_aws_managed_policy(
-    name: str = "AdministratorAccess", document: dict[str, Any] | None = None, account_id: str = ACCOUNT_ID
-) -> str:
-    """Make ``arn:aws:iam::aws:policy/<name>`` exist in the in-process moto server (idempotent)."""
-    from moto.iam.models import AWSManagedPolicy, iam_backends
-
-    backend = iam_backends[account_id]["aws"]
-    arn = f"arn:aws:iam::aws:policy/{name}"
-    if arn not in backend.managed_policies:
-        now = datetime.now(UTC).isoformat()
-        data = {
-            "DefaultVersionId": "v1",
-            "Path": "/",
-            "Document": document or ADMIN_DOCUMENT,
-            "CreateDate": now,
-            "UpdateDate": now,
-        }
-        policy = AWSManagedPolicy.from_data(name, account_id, "us-east-1", data)
-        backend.managed_policies[arn] = policy
-        backend.aws_managed_policies.append(policy)
-    return arn
 
 
 def cloudtrail_event(name: str, params: dict[str, Any], caller: str = "platform-admin") -> dict[str, Any]:
@@ -118,7 +91,7 @@ def _state(role: str) -> dict[str, str]:
 
 def scene(demo: Any) -> None:
     demo.section("Role compliance: a managed role drifts and is put back")
-    ensure_aws_managed_policy()
+    w.ensure_aws_managed_policy()
     iam = boto3.client("iam")
     w.create_role(ROLE)
     iam.attach_role_policy(RoleName=ROLE, PolicyArn=ADMIN_ARN)
