@@ -2,11 +2,15 @@
 SHELL := /bin/bash
 VENV := .venv
 STAMP := $(VENV)/.installed
+# checkov pins packages that clash with aws-sam-cli's, so it gets a virtual environment of its own
+CHECKOV_VENV := .venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
+CHECKOV_VERSION := 3.3.30
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export SAM_CLI_TELEMETRY := 0
 export AWS_EC2_METADATA_DISABLED := true
 
-.PHONY: setup test unit functional lint build validate demo bench chaos clean
+.PHONY: setup test unit functional lint build validate security demo bench chaos clean
 
 setup: $(STAMP)
 
@@ -18,13 +22,26 @@ $(STAMP): requirements-dev.txt layers/core/requirements.txt pyproject.toml
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
 
+$(CHECKOV_STAMP): $(STAMP)
+	@rm -rf $(CHECKOV_VENV); $(VENV)/bin/python -c 'import sys; print(sys.base_prefix)' >/dev/null
+	$$($(VENV)/bin/python -c 'import sys, os; print(os.path.join(sys.base_prefix, "bin", "python3"))') -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check checkov==$(CHECKOV_VERSION)
+	@touch $(CHECKOV_STAMP)
+
 lint: setup
 	$(VENV)/bin/ruff check layers functions local tests bench
+	$(VENV)/bin/ruff format --check layers functions local tests bench
 	$(VENV)/bin/mypy
-	$(MAKE) --no-print-directory validate
+	$(MAKE) --no-print-directory validate security
 
 validate: setup
 	sam validate --lint --template template.yaml
+	$(VENV)/bin/cfn-lint forwarder.yaml
+
+# Every failed checkov check is fixed, or skipped in the template with a written reason.
+security: $(CHECKOV_STAMP)
+	$(CHECKOV_VENV)/bin/checkov --quiet --compact --skip-download --framework cloudformation \
+	  -f template.yaml -f forwarder.yaml
 
 build: validate
 	sam build --template template.yaml
@@ -48,4 +65,4 @@ chaos: setup
 	$(VENV)/bin/python -m rwlocal.chaos $(CHAOS_ARGS)
 
 clean:
-	rm -rf $(VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(CHECKOV_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache

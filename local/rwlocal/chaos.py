@@ -424,7 +424,7 @@ def run(sizes: Sizes, out: Any = None) -> Result:
     rng = random.Random(sizes.seed)
     result = Result(sizes)
     started = time.perf_counter()
-    real_endpoint_time = botocore.endpoint.time
+    real_endpoint_time = botocore.endpoint.time  # type: ignore[attr-defined]
     with LocalAws() as aws, tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "chaos.yaml"
         config.write_text(CONFIG)
@@ -439,7 +439,9 @@ def run(sizes: Sizes, out: Any = None) -> Result:
         untouched_before = snapshot_untouchables(world)
         plan = FaultPlan(throttle=sizes.throttle, server_error=sizes.server_errors, drop=sizes.drops, seed=sizes.seed)
         scale = sizes.time_scale
-        botocore.endpoint.time = types.SimpleNamespace(sleep=lambda seconds: time.sleep(seconds * scale))
+        botocore.endpoint.time = types.SimpleNamespace(  # type: ignore[attr-defined]
+            sleep=lambda seconds: time.sleep(seconds * scale)
+        )
         try:
             with ChaosProxy(aws.port, plan) as proxy:
                 pipeline = Pipeline(
@@ -453,7 +455,7 @@ def run(sizes: Sizes, out: Any = None) -> Result:
                     },
                 )
                 for consumer in pipeline.consumers.values():
-                    consumer.handler().handler.sleep = lambda seconds: time.sleep(seconds * scale)
+                    consumer.runtime().sleep = lambda seconds: time.sleep(seconds * scale)
                 from rolewarden.aws import clients
 
                 clients.reset()
@@ -476,7 +478,7 @@ def run(sizes: Sizes, out: Any = None) -> Result:
                 _drain(pipeline)
                 second_writes = Counter(proxy.stats.writes_ok) - first_writes
         finally:
-            botocore.endpoint.time = real_endpoint_time
+            botocore.endpoint.time = real_endpoint_time  # type: ignore[attr-defined]
             from rolewarden.aws import clients
 
             clients.reset()

@@ -103,7 +103,7 @@ def instance_profiles_scene(demo: Demo) -> None:
     refusals: list[Any] = []
 
     def collect(consumer: str, event: dict[str, Any], response: dict[str, Any]) -> None:
-        sink = demo.pipeline.consumers[consumer].handler().handler.last_sink
+        sink = demo.pipeline.consumers[consumer].runtime().last_sink
         if sink is not None:
             refusals.extend(f for f in sink.findings if f.capability == "instance_profiles")
 

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from botocore.awsrequest import AWSResponse
+from botocore.awsrequest import AWSResponse, HTTPHeaders
 
 from rolewarden.aws import clients
 
@@ -39,7 +39,7 @@ class _Raw:
 def error_response(service: str, code: str, message: str, status: int = 400) -> AWSResponse:
     template = _ERROR_BODIES.get(service, _ERROR_BODIES["query"])
     body = template.format(code=code, message=message).encode()
-    return AWSResponse("https://injected", status, {"content-type": "text/xml"}, _Raw(body))
+    return AWSResponse("https://injected", status, HTTPHeaders.from_dict({"content-type": "text/xml"}), _Raw(body))
 
 
 def ok_response(service: str, operation: str) -> AWSResponse:
@@ -47,7 +47,7 @@ def ok_response(service: str, operation: str) -> AWSResponse:
         f"<{operation}Response><{operation}Result/><ResponseMetadata><RequestId>injected</RequestId>"
         f"</ResponseMetadata></{operation}Response>"
     ).encode()
-    return AWSResponse("https://injected", 200, {"content-type": "text/xml"}, _Raw(body))
+    return AWSResponse("https://injected", 200, HTTPHeaders.from_dict({"content-type": "text/xml"}), _Raw(body))
 
 
 def _service_kind(service: str) -> str:

@@ -57,6 +57,10 @@ class Consumer:
             self._module = module
         return getattr(self._module, self.handler_name)  # type: ignore[no-any-return]
 
+    def runtime(self) -> Any:
+        """The rolewarden.runtime.Handler behind the entry point (its last_sink, its sleep)."""
+        return getattr(self.handler(), "handler")  # noqa: B009 - set by rolewarden.powertools.wrap
+
 
 def consumers(template: dict[str, Any]) -> dict[str, Consumer]:
     """Every function with an SQS event, read from the template (one source of truth)."""
@@ -191,7 +195,7 @@ class Pipeline:
                 break
             for message in batch:
                 seen.add(message["MessageId"])
-                messages.append(message)
+                messages.append(dict(message))
         return messages
 
     def invoke_batch(self, consumer_id: str, max_messages: int | None = None) -> int:

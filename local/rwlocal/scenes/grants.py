@@ -7,7 +7,7 @@ grant is narrowed (a new policy version), and a bad tag value is refused.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, cast
 
 import boto3
 
@@ -68,7 +68,7 @@ def grant_policies(role: str) -> list[dict[str, Any]]:
                     "name": policy["PolicyName"],
                     "default": policy["DefaultVersionId"],
                     "versions": sorted((v["VersionId"] for v in versions), key=lambda v: int(v[1:])),
-                    "statements": document["PolicyVersion"]["Document"]["Statement"],
+                    "statements": cast(Any, document)["PolicyVersion"]["Document"]["Statement"],
                 }
             )
     return rows
