@@ -421,6 +421,7 @@ def run(sizes: Sizes, out: Any = None) -> Result:
     import os
 
     os.environ["POWERTOOLS_LOG_LEVEL"] = "CRITICAL"  # read when the handlers' loggers are built
+    os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"
     rng = random.Random(sizes.seed)
     result = Result(sizes)
     started = time.perf_counter()

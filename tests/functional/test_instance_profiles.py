@@ -404,3 +404,18 @@ def test_an_association_that_appeared_meanwhile_is_re_read(
     assert result == {"batchItemFailures": []}
     assert w.attached_profiles() == {web: "web-server"}
     assert calls.calls["ec2:ReplaceIamInstanceProfileAssociation"] == 1
+
+
+def test_metrics_are_published_once_per_name_per_invocation(
+    app: Any, profiles: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Powertools writes one EMF document per invocation; each metric carries the invocation's total."""
+    a, b = w.run_instances(2, {"rolewarden:profile": "web"})
+    admin = w.run_instance({"rolewarden:profile": "admin"})
+    capsys.readouterr()
+    invoke(app, w.as_sqs_event(running(a), running(b), running(admin)))
+    emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"_aws"')]
+    assert len(emf) == 1
+    assert emf[0]["Attached"] in (2.0, [2.0])
+    assert emf[0]["Refused"] in (1.0, [1.0])
+    assert emf[0]["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "RoleWardenTest"

@@ -26,10 +26,15 @@ class Sink:
         self.logger.log(_LEVELS.get(level, logging.INFO), message, extra=fields)
 
     def metric(self, name: str, value: int = 1) -> None:
+        """Count now; ``flush_metrics`` publishes one value per metric name at the end of the invocation."""
         self.counts[name] += value
-        if self.metrics is not None:
-            from aws_lambda_powertools.metrics import MetricUnit
 
+    def flush_metrics(self) -> None:
+        if self.metrics is None:
+            return
+        from aws_lambda_powertools.metrics import MetricUnit
+
+        for name, value in sorted(self.counts.items()):
             self.metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
 
     def finding(self, finding: Finding, metric: str = "Findings") -> None:

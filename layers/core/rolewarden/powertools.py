@@ -38,7 +38,11 @@ def wrap(handler: Any, capability: str) -> Callable[[Any, Any], dict[str, Any]]:
     def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
         logger.append_keys(capability=capability)
         logger.set_correlation_id(_correlation_id(event))
-        return handler(event, context)  # type: ignore[no-any-return]
+        try:
+            return handler(event, context)  # type: ignore[no-any-return]
+        finally:
+            if handler.last_sink is not None:
+                handler.last_sink.flush_metrics()
 
     wrapped: Callable[[Any, Any], dict[str, Any]] = metrics.log_metrics(lambda_handler)
     if tracer is not None:
