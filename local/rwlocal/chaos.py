@@ -151,7 +151,13 @@ def seed_instances(world: World, count: int, rng: random.Random) -> None:
     while remaining > 0:
         tags, profile, needs_write = kinds[index % len(kinds)]
         batch = min(remaining, max(1, count // len(kinds) + 1))
-        ids = w.run_instances(batch, tags, profiles[profile] if profile else None)
+        ids = w.run_instances(batch, tags)
+        if profile:  # moto's RunInstances associates a profile with the first instance only: associate each
+            ec2 = boto3.client("ec2")
+            for instance_id in ids:
+                ec2.associate_iam_instance_profile(
+                    IamInstanceProfile={"Arn": profiles[profile]}, InstanceId=instance_id
+                )
         for instance_id in ids:
             world.instances[instance_id] = dict(tags)
             world.needed_instance_writes += int(needs_write)

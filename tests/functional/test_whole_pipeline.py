@@ -1,0 +1,37 @@
+"""The two programs a person runs, end to end, as subprocesses: `make demo`'s module and a small
+`make chaos` (every check of the chaos table must pass; the default size runs with `make chaos`)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _run(*args: str, timeout: int) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "ROLEWARDEN_"))}
+    env["COLUMNS"] = "160"
+    return subprocess.run(
+        [sys.executable, "-m", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def test_demo_runs_every_scene_and_exits_0() -> None:
+    result = _run("rwlocal.demo", timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    out = result.stdout
+    assert "Instance profiles by tag" in out and "Bucket tags drive S3 grants" in out and "Role compliance" in out
+    assert "profile-outside-managed-set" in out  # the refusal is shown
+    assert "rolewarden-grants-reporting-app" in out  # the generated policy is shown
+    assert "the local server is stopped" in out
+
+
+def test_small_chaos_run_passes_every_check() -> None:
+    result = _run("rwlocal.chaos", "--instances", "36", "--buckets", "8", "--roles", "6", timeout=600)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    table = [line for line in result.stdout.splitlines() if line.startswith("│ ")]
+    assert sum(" ok " in line for line in table) == 8, "\n".join(table)
+    assert "FAIL" not in result.stdout
