@@ -26,7 +26,8 @@ from rolewarden.config import load_config
 from rolewarden.environment import self_role_arns
 from rolewarden.errors import ConfigError, MalformedEvent
 from rolewarden.observe import Sink
-from rolewarden.triggers import Target, caller_role_arn, parse_envelope, route
+from rolewarden.sweeps import run_sweep_once
+from rolewarden.triggers import SWEEP, Target, caller_role_arn, parse_envelope, route
 
 
 @dataclass
@@ -85,10 +86,12 @@ class Handler:
         self.sink_factory = sink_factory or Sink
         self.sleep: Callable[[float], None] = time.sleep
         self.last_sink: Sink | None = None
+        self.context: Any = None
 
     def __call__(self, event: Any, context: Any = None) -> dict[str, Any]:
         sink = self.sink_factory()
         self.last_sink = sink
+        self.context = context
         return self.handle(event, sink)
 
     def handle(self, event: Any, sink: Sink) -> dict[str, Any]:
@@ -108,7 +111,19 @@ class Handler:
         targets = list(dict.fromkeys(t for r in good for t in r.targets))
         lifecycles = {t.id: t for r in good for t in r.targets if t.lifecycle is not None}
         targets = [lifecycles.get(t.id, t) if t.kind == "instance" else t for t in targets]
-        outcomes = capabilities.get(self.capability).reconcile(run, targets) if targets else {}
+        capability = capabilities.get(self.capability)
+        resources = [t for t in targets if t.kind != "sweep"]
+        outcomes = capability.reconcile(run, resources) if resources else {}
+        sweep_events = [r.event_id for r in good if SWEEP in r.targets]
+        if sweep_events:
+            # several Scheduled Events in one batch need one sweep; it runs once per event id
+            outcomes[SWEEP] = run_sweep_once(
+                self.capability,
+                sweep_events[0],
+                lambda: capability.reconcile(run, [SWEEP]).get(SWEEP, Outcome()),
+                sink,
+                self.context,
+            )
 
         failures: list[dict[str, str]] = []
         summary = {"records": len(records), "targets": len(targets), "failed": 0, "dead_lettered": 0}
