@@ -48,9 +48,10 @@ class AssociateProfile(Action):
 
 
 @dataclass(frozen=True)
-class ReplaceProfile(Action):
+class _SwapProfile(Action):
+    """Swap the profile of an association for another (the previous one is named for the log)."""
+
     capability: ClassVar[str] = "instance_profiles"
-    verb: ClassVar[str] = "replace"
     instance_id: str
     association_id: str
     profile_name: str
@@ -61,31 +62,27 @@ class ReplaceProfile(Action):
     def resource(self) -> str:
         return self.instance_id
 
-    def describe(self) -> str:
-        return f"replace {self.previous_arn.rsplit('/', 1)[-1]} with {self.profile_name} on {self.instance_id}"
+    @property
+    def previous_name(self) -> str:
+        return self.previous_arn.rsplit("/", 1)[-1]
 
 
 @dataclass(frozen=True)
-class ReassociateProfile(Action):
-    """Stopped instance: EC2 refuses Replace there, so disassociate and then associate."""
-
-    capability: ClassVar[str] = "instance_profiles"
-    verb: ClassVar[str] = "reassociate"
-    instance_id: str
-    association_id: str
-    profile_name: str
-    profile_arn: str
-    previous_arn: str
-
-    @property
-    def resource(self) -> str:
-        return self.instance_id
+class ReplaceProfile(_SwapProfile):
+    verb: ClassVar[str] = "replace"
 
     def describe(self) -> str:
-        return (
-            f"disassociate {self.previous_arn.rsplit('/', 1)[-1]} and associate {self.profile_name}"
-            f" on stopped {self.instance_id}"
-        )
+        return f"replace {self.previous_name} with {self.profile_name} on {self.instance_id}"
+
+
+@dataclass(frozen=True)
+class ReassociateProfile(_SwapProfile):
+    """Stopped instance: EC2 refuses Replace there, so disassociate and then associate."""
+
+    verb: ClassVar[str] = "reassociate"
+
+    def describe(self) -> str:
+        return f"disassociate {self.previous_name} and associate {self.profile_name} on stopped {self.instance_id}"
 
 
 @dataclass(frozen=True)
