@@ -194,3 +194,31 @@ def test_records_that_are_not_dicts(world: None, apps: dict[str, Any]) -> None:
     """Records Lambda would never send: each is failed (an empty identifier makes Lambda retry the batch)."""
     result = apps["instance_profiles"].lambda_handler({"Records": ["x", 5, None]}, None)
     assert result == {"batchItemFailures": [{"itemIdentifier": ""}] * 3}
+
+
+@pytest.mark.parametrize("handler", HANDLERS)
+@pytest.mark.parametrize(
+    "config_text",
+    [
+        "version: 1\nmanaged_path: /\n",
+        "version: 1\ninstance_profiles: {rules: [{match: {a: b}}]}\n",
+        "version: 1\nbucket_grants: {levels: {all: ['s3:*']}}\n",
+        "version: 1\ncompliance: {rules: {no-admin-access: fix}}\n",
+        "version: 1\nsurprise: true\n",
+        "not: [valid",
+    ],
+    ids=["root-path", "rule-without-profile", "star-level", "bad-mode", "unknown-key", "not-yaml"],
+)
+def test_a_bad_config_stops_everything_before_any_aws_call(
+    aws: Any, apps: dict[str, Any], handler: str, config_text: str, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rolewarden.errors import ConfigError
+
+    path = tmp_path / "bad.yaml"
+    path.write_text(config_text)
+    monkeypatch.setenv("ROLEWARDEN_CONFIG", str(path))
+    event = w.as_sqs_event(w.state_change_event("i-0123456789abcdef0"), w.sweep_event())
+    with count_calls() as calls, pytest.raises(ConfigError) as caught:
+        apps[handler].lambda_handler(event, None)
+    assert calls.calls == {}  # nothing read, nothing written: the whole batch is retried, then redriven
+    assert str(path) in str(caught.value)
