@@ -18,19 +18,21 @@ $(STAMP): requirements-dev.txt layers/core/requirements.txt pyproject.toml
 	@PY=$$(scripts/find-python313) || exit 1; \
 	  if [ ! -x $(VENV)/bin/python ] || ! $(VENV)/bin/python -c 'import sys; assert sys.version_info[:2]==(3,13)' 2>/dev/null; then \
 	    rm -rf $(VENV); echo "creating $(VENV) with $$PY"; $$PY -m venv $(VENV); fi
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	$(VENV)/bin/pip install -qq --disable-pip-version-check -r requirements-dev.txt
+	$(VENV)/bin/pip install -qq --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
 
 $(CHECKOV_STAMP): $(STAMP)
 	@rm -rf $(CHECKOV_VENV); $(VENV)/bin/python -c 'import sys; print(sys.base_prefix)' >/dev/null
 	$$($(VENV)/bin/python -c 'import sys, os; print(os.path.join(sys.base_prefix, "bin", "python3"))') -m venv $(CHECKOV_VENV)
-	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check checkov==$(CHECKOV_VERSION)
+	$(CHECKOV_VENV)/bin/pip install -qq --disable-pip-version-check checkov==$(CHECKOV_VERSION)
 	@touch $(CHECKOV_STAMP)
 
+LINT_DIRS := layers functions local tests $(wildcard bench)
+
 lint: setup
-	$(VENV)/bin/ruff check layers functions local tests bench
-	$(VENV)/bin/ruff format --check layers functions local tests bench
+	$(VENV)/bin/ruff check $(LINT_DIRS)
+	$(VENV)/bin/ruff format --check $(LINT_DIRS)
 	$(VENV)/bin/mypy
 	$(MAKE) --no-print-directory validate security
 
