@@ -11,7 +11,14 @@ from typing import Any
 
 import pytest
 
+# CI runs hypothesis derandomized, so a red CI is always reproducible; locally it explores freely.
+from hypothesis import settings as _hypothesis_settings
+
 from rwlocal.server import LocalAws
+
+_hypothesis_settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    _hypothesis_settings.load_profile("ci")
 
 ROOT = Path(__file__).resolve().parents[1]
 _ENV_KEYS = (
