@@ -65,20 +65,14 @@ def explain_instance(config: Config, instance_id: str) -> dict[str, Any]:
 
 
 def explain_role(config: Config, role_name: str) -> dict[str, Any]:
+    """Scope, each compliance rule's mode and result, the grants naming the role and what would be done."""
     from rolewarden.capabilities import compliance
 
-    explain = getattr(compliance, "explain", None)
-    if explain is None:  # pragma: no cover - the compliance capability provides it
-        raise NotImplementedError("role explanations need rolewarden.capabilities.compliance.explain")
-    result: dict[str, Any] = explain(config, role_name)
-    return result
+    return compliance.explain(config, role_name)
 
 
 def explain_bucket(config: Config, bucket: str) -> dict[str, Any]:
+    """Tags, levels and refusals, protection, encryption, the documents per role and what would be done."""
     from rolewarden.capabilities import grants
 
-    explain = getattr(grants, "explain", None)
-    if explain is None:  # pragma: no cover - the grants capability provides it
-        raise NotImplementedError("bucket explanations need rolewarden.capabilities.grants.explain")
-    result: dict[str, Any] = explain(config, bucket)
-    return result
+    return grants.explain(config, bucket)

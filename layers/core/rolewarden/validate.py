@@ -1,5 +1,9 @@
-"""Semantic checks of a valid config against the account: do the named things exist and sit where
-RoleWarden may use them. Each problem is one line starting with its key path."""
+"""Semantic checks of a valid config: do the named things exist and sit where RoleWarden may use them.
+Each problem is one line starting with its key path.
+
+``offline_problems`` needs no AWS call (the levels' actions against the S3 action catalogue);
+``account_problems`` reads the account: the named instance profiles (and their roles' paths), the
+permissions boundary and the allowed managed policies."""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from rolewarden.aws.clients import client
 from rolewarden.aws.errors import code_of
 from rolewarden.capabilities.profiles import lookup_profiles
 from rolewarden.config import Config
+from rolewarden.decide.grants import resource_type
 from rolewarden.decide.profiles import assignable
 
 
@@ -48,18 +53,22 @@ def _compliance_problems(config: Config) -> list[str]:
 
 
 def _level_problems(config: Config) -> list[str]:
-    from rolewarden.decide.grants import resource_type
-
     problems = []
     for level, actions in config.bucket_grants.levels.items():
         for index, action in enumerate(actions):
             if resource_type(action) is None:
                 problems.append(
-                    f"bucket_grants.levels.{level}.{index}: {action} is not an S3 data-access action RoleWarden grants"
+                    f"bucket_grants.levels.{level}.{index}: {action} is not an S3 data-access action RoleWarden "
+                    "grants (unknown, or it changes permissions); every tag naming this level would be refused"
                 )
     return problems
 
 
+def offline_problems(config: Config) -> list[str]:
+    """What can be checked without AWS: the levels' actions against the S3 action catalogue."""
+    return _level_problems(config)
+
+
 def account_problems(config: Config) -> list[str]:
-    """Every reference in the config checked against the account (and the S3 action catalogue)."""
-    return _profile_problems(config) + _compliance_problems(config) + _level_problems(config)
+    """Every reference in the config checked against the account."""
+    return _profile_problems(config) + _compliance_problems(config)

@@ -12,6 +12,7 @@ actions, then hand RoleWarden's own grant policies to the bucket_grants capabili
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -20,12 +21,12 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 import rolewarden.aws.compliance as iam_compliance  # registers the executor functions
-from rolewarden.apply import Executor
 from rolewarden.aws.errors import classify
 from rolewarden.capabilities.base import Outcome, Run
 from rolewarden.config import Config
 from rolewarden.decide.compliance import (
     CAPABILITY_NAME,
+    SERVICE_LINKED_PATH,
     AttachedPolicy,
     ManagedPolicyView,
     RoleDecision,
@@ -34,6 +35,7 @@ from rolewarden.decide.compliance import (
     decide_role,
     is_grant_policy,
     out_of_scope,
+    registered_rules,
     restore_plan,
 )
 from rolewarden.environment import self_role_arns
@@ -322,13 +324,9 @@ class RoleCompliance:
                 policies=list(arns),
             )
             return {}
-        executor = Executor(
-            sink=run.sink,
-            dry_run=run.executor.dry_run or mode == "report",
-            sleep=run.executor.sleep,
-            propagation_budget=run.executor.propagation_budget,
-            trigger=run.trigger,
-        )
+        # A copy of the run's own executor (its type included: the CLI's apply only carries out the
+        # actions its plan showed), in dry run when the rule only reports.
+        executor = dataclasses.replace(run.executor, dry_run=run.executor.dry_run or mode == "report")
         sub = Run(config=run.config, sink=run.sink, executor=executor, trigger=run.trigger)
         targets = [Target("policy", arn) for arn in arns]
         outcomes = grants.reconcile(sub, targets)
@@ -484,4 +482,71 @@ def rollback(
     return answer
 
 
-__all__ = ["CAPABILITY", "RoleCompliance", "history", "rollback"]
+def explain(config: Config, role_name: str) -> dict[str, Any]:
+    """Why a role is as it is and what RoleWarden would do (``rolewarden explain role/NAME``), from the same
+    reads and the same ``decide_role`` as the handler: its scope, each rule's mode and result, the bucket
+    grants that name it with the documents they produce, and the actions that would follow. Writes nothing."""
+    name, _key = _resource(role_name)
+    role, policies = iam_compliance.read_role(name)
+    report: dict[str, Any] = {"role": name}
+    if role is None:
+        report["exists"] = "no: IAM has no role of that name"
+        report["would do"] = "nothing"
+        return report
+    own = self_role_arns()
+    report["arn"] = role.arn
+    report["scope"] = {
+        "path": role.path,
+        "managed": "yes" if role.path.startswith(config.managed_path) else f"no: outside {config.managed_path}",
+        "service-linked": "yes" if role.path.startswith(SERVICE_LINKED_PATH) else "no",
+        "protected": "yes (compliance.protected_roles)" if name in config.compliance.protected_roles else "no",
+        "RoleWarden's own": "yes (ROLEWARDEN_SELF_ROLE_ARNS)" if role.arn in own else "no",
+    }
+    report["permissions"] = {
+        "trust policy": role.trust,
+        "permissions boundary": role.boundary or "(none)",
+        "attached policies": [p.arn for p in role.attached] or "(none)",
+        "inline policies": sorted(role.inline) or "(none)",
+    }
+    decision = decide_role(role, config, policies, own)
+    found: dict[str, list[str]] = {}
+    for violation, _mode in decision.violations:
+        found.setdefault(violation.rule, []).append(violation.message)
+    rules = []
+    for rule_id, rule in registered_rules().items():
+        mode = config.rule_mode(rule_id)
+        entry: dict[str, Any] = {"rule": rule_id, "mode": mode, "checks": rule.checks}
+        if decision.verdict in ("out-of-scope", "unreadable"):
+            entry["result"] = f"not evaluated: {decision.reason}"
+        elif mode == "off":
+            entry["result"] = "off"
+        elif rule_id == "grant-policy-drift":
+            entry["result"] = (
+                f"checked by the grants code for {', '.join(decision.grant_policies)} (see grants below)"
+                if decision.grant_policies
+                else "pass: no grant policy attached"
+            )
+        elif rule_id in found:
+            entry["result"] = "VIOLATED" + (" (remediated)" if mode == "enforce" else " (reported only)")
+            entry["violations"] = found[rule_id]
+        else:
+            entry["result"] = "pass"
+        rules.append(entry)
+    verdict = decision.verdict + (f": {decision.reason}" if decision.reason else "")
+    report["verdict"] = verdict
+    report["rules"] = rules
+    from rolewarden.capabilities import grants
+
+    grant_report = grants.explain_role(config, name)
+    report["grants"] = grant_report
+    actions = [a.describe() for a in decision.actions]
+    grant_actions = grant_report.get("would do")
+    if isinstance(grant_actions, list):  # the bucket_grants capability's own sweep does these
+        actions.extend(f"{a} (bucket grants)" for a in grant_actions)
+    report["would do"] = actions or "nothing"
+    if config.dry_run:
+        report["note"] = "dry_run is true: RoleWarden would only log this"
+    return report
+
+
+__all__ = ["CAPABILITY", "RoleCompliance", "explain", "history", "rollback"]

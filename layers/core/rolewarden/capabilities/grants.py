@@ -28,9 +28,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
+from rolewarden.apply import Executor
 from rolewarden.aws import grants as aws
 from rolewarden.capabilities.base import Outcome, Run
+from rolewarden.config import Config
 from rolewarden.decide.grants import (
     BucketGrant,
     GrantPolicy,
@@ -38,19 +41,24 @@ from rolewarden.decide.grants import (
     LevelActions,
     RoleDecision,
     TagGrants,
+    _shown,
     buckets_named,
     decide_role,
     grants_by_role,
     grants_for,
     level_table,
     parts_by_role,
+    policy_name,
     policy_owner,
+    policy_size,
+    read_back,
     tag_grants,
     trusted_grants,
 )
 from rolewarden.errors import PermanentError, RetryableError
 from rolewarden.model import Finding
-from rolewarden.triggers import Target
+from rolewarden.observe import Sink
+from rolewarden.triggers import SWEEP, Target
 
 _FINDING_METRICS = {
     "grant-refused": "GrantsRefused",
@@ -255,3 +263,167 @@ def holders(iam: IamView, bucket: str) -> list[str]:
 
 
 CAPABILITY = BucketGrants()
+
+
+# ================================================================== operator side (rolewarden explain)
+def _statement_summary(statement: Mapping[str, Any]) -> str:
+    actions = statement.get("Action", [])
+    resources = statement.get("Resource", [])
+    text = (
+        f"{statement.get('Sid', '-')}: {statement.get('Effect', '?')} "
+        f"{', '.join(actions if isinstance(actions, list) else [actions])} "
+        f"on {', '.join(resources if isinstance(resources, list) else [resources])}"
+    )
+    condition = statement.get("Condition")
+    if isinstance(condition, Mapping):
+        scoped = sorted(buckets_named({"Statement": [{"Condition": condition}]}))
+        text += f" (only through bucket(s) {', '.join(scoped)})"
+    return text
+
+
+def _documents_report(decision: RoleDecision) -> list[dict[str, Any]]:
+    """The desired documents of a role, part by part: name, size, and each statement in one line."""
+    return [
+        {
+            "policy": policy_name(decision.role, part),
+            "characters": policy_size(document),
+            "statements": [_statement_summary(s) for s in document.get("Statement", [])],
+        }
+        for part, document in enumerate(decision.documents, start=1)
+    ]
+
+
+def _decision_report(decision: RoleDecision, config: Config) -> dict[str, Any]:
+    levels, _ = level_table(config)
+    desired = read_back(decision.documents, levels) or {}
+    report: dict[str, Any] = {
+        "grants": [
+            {"bucket": g.bucket, "levels": list(g.levels), **({"kms_key": g.kms_key} if g.kms_key else {})}
+            for g in sorted(desired.values())
+        ]
+        or [{"bucket": b} for b in decision.buckets],
+        "policy documents": _documents_report(decision),
+        "decision": f"{decision.verdict}: {decision.reason}",
+        "would do": [a.describe() for a in decision.actions] or "nothing",
+    }
+    if decision.findings:
+        report["findings"] = [f"{f.rule}: {f.message}" for f in decision.findings]
+    return report
+
+
+def _current_policies(parts: Mapping[int, GrantPolicy]) -> list[dict[str, Any]]:
+    out = []
+    for part in sorted(parts):
+        policy = parts[part]
+        default = policy.default
+        out.append(
+            {
+                "policy": policy.arn,
+                "default version": default.version_id if default else "(none)",
+                "versions": sorted((v.version_id for v in policy.versions), key=lambda v: (len(v), v)),
+                "buckets named": sorted(_default_buckets(policy)),
+                "attached to": list(policy.attached_roles) or "(nobody)",
+            }
+        )
+    return out
+
+
+def _dry_run(config: Config) -> Run:
+    sink = Sink()
+    return Run(
+        config=config, sink=sink, executor=Executor(sink=sink, dry_run=True, trigger="explain"), trigger="explain"
+    )
+
+
+def explain(config: Config, bucket: str) -> dict[str, Any]:
+    """Why a bucket's grants are as they are and what RoleWarden would do, from the same reads and the same
+    decisions as a bucket event: the tags read, what each level grants to whom (and the refusals), whether
+    the bucket is protected, its customer key, who holds it today, and per role the documents the grants
+    produce and the actions that would follow. Reads: the bucket (tags, encryption), one IAM pass, and
+    for a drifted role the buckets its policies name. Writes nothing."""
+    prefix = config.bucket_grants.tag_prefix
+    view = aws.read_bucket(bucket, prefix)
+    report: dict[str, Any] = {"bucket": bucket}
+    if not view.exists:
+        report["exists"] = "no: the bucket does not exist (roles that still hold it lose it)"
+    report["tags"] = dict(sorted(view.tags.items())) or "(none)"
+    if config.is_protected_bucket(bucket):
+        patterns = ", ".join(config.bucket_grants.protected_buckets)
+        report["protected"] = f"yes: bucket_grants.protected_buckets ({patterns}) names it; its grant tags are ignored"
+    else:
+        report["protected"] = "no"
+    keys = sorted(k for k in view.tags if k.startswith(prefix))
+    if not keys:
+        report["encryption"] = "not read (the bucket has no grant tags)"
+    elif view.kms_key:
+        report["encryption"] = f"SSE-KMS with customer key {view.kms_key}: grants add the key's actions for this bucket"
+    elif view.kms_problem:
+        report["encryption"] = view.kms_problem
+    else:
+        report["encryption"] = "no customer key (SSE-S3 or aws/s3): no KMS statement needed"
+
+    run = _dry_run(config)
+    plan = BucketGrants().plan(run, [Target("bucket", bucket)])
+    if Target("bucket", bucket) in plan.failed:
+        raise RetryableError(plan.failed[Target("bucket", bucket)].message)
+    assert plan.iam is not None
+    parsed = tag_grants(config, view, plan.iam.roles)
+    usable, unknown = level_table(config)
+    levels_report = []
+    for key in keys:
+        level = key[len(prefix) :]
+        entry: dict[str, Any] = {"tag": f"{key}={view.tags[key]}", "level": level}
+        if level in usable:
+            entry["actions"] = sorted(config.bucket_grants.levels[level])
+        elif level in unknown:
+            entry["actions"] = f"unusable: {', '.join(unknown[level])} are not S3 actions RoleWarden grants"
+        else:
+            entry["actions"] = "unknown level (not in bucket_grants.levels)"
+        entry["granted to"] = sorted(r for r, ls in parsed.grants.items() if level in ls) or "(nobody)"
+        refused = [f.message for f in parsed.findings if f.details.get("tag") in (key, repr(key))]
+        if refused:
+            entry["refused"] = refused
+        levels_report.append(entry)
+    report["levels"] = levels_report
+    other = [f"{f.rule}: {f.message}" for f in parsed.findings if "tag" not in f.details]
+    if other:
+        report["findings"] = other
+    report["held today by"] = holders(plan.iam, bucket) or "(nobody)"
+    report["roles"] = {role: _decision_report(plan.decisions[role], config) for role in sorted(plan.decisions)}
+    if not plan.decisions:
+        report["roles"] = "(none: no role holds or is granted this bucket)"
+    if config.dry_run:
+        report["note"] = "dry_run is true: RoleWarden would only log this"
+    return report
+
+
+def explain_role(config: Config, role_name: str) -> dict[str, Any]:
+    """The grants side of ``rolewarden explain role/NAME``: which buckets' tags name the role (and at which
+    levels, or why they were refused), its generated policies today, the documents the tags call for and
+    what RoleWarden would do. Reads every bucket's tags (ListBuckets + GetBucketTagging each, like a
+    sweep) because any bucket may name the role."""
+    run = _dry_run(config)
+    plan = BucketGrants().plan(run, [SWEEP])
+    assert plan.iam is not None
+    refusals = [
+        f"bucket {f.resource}: {f.message}"
+        for f in plan.findings
+        if f.rule == "grant-refused" and f.details.get("value") == _shown(role_name)
+    ]
+    report: dict[str, Any] = {}
+    decision = plan.decisions.get(role_name)
+    parts = parts_by_role(plan.iam).get(role_name, {})
+    report["generated policies today"] = _current_policies(parts) or "(none)"
+    if decision is None:
+        report["granted by bucket tags"] = "(none)"
+        report["would do"] = "nothing"
+    else:
+        body = _decision_report(decision, config)
+        report["granted by bucket tags"] = body.pop("grants") if decision.buckets else "(none)"
+        report.update(body)
+    if refusals:
+        report["refused grants naming it"] = refusals
+    unreadable = [f"{f.resource}: {f.message}" for f in plan.findings if f.rule == "bucket-unreadable"]
+    if unreadable:
+        report["unreadable buckets"] = unreadable
+    return report
