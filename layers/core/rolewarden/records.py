@@ -61,9 +61,12 @@ class Recorder:
         return rec
 
     def history(self, resource: str, kind: str | None = None) -> list[Record]:
-        """Records of ``resource`` (newest first) from the table; [] without a table."""
+        """Records of ``resource``, newest first across kinds (the table's sort key starts with the kind,
+        so its order alone would group them); without a table, those written by this process."""
         if not self.table:
-            return [r for r in reversed(self.written) if r.resource == resource and (kind is None or r.kind == kind)]
-        from rolewarden.aws import records as store
+            found = [r for r in self.written if r.resource == resource and (kind is None or r.kind == kind)]
+        else:
+            from rolewarden.aws import records as store
 
-        return store.query(self.table, resource, kind)
+            found = store.query(self.table, resource, kind)
+        return sorted(found, key=lambda r: (r.time, r.record_id), reverse=True)
