@@ -1,0 +1,1 @@
+"""`make bench`: RoleWarden measured side by side with its peers on a moto server (see bench/run.py)."""

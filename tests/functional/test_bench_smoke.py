@@ -1,0 +1,102 @@
+"""`make bench` at small sizes: it runs, and the exact AWS call counts stay within their goals.
+
+No timed assertion: wall times on a shared machine are noise. The scenarios whose only goal is a time
+(sweep_vs_custodian, which also needs Cloud Custodian's own virtual environment, and cold_start) are
+left to `make bench`. The bench runs in a child process: it starts its own moto server and configures
+moto (MOTO_AMIS_PATH) before moto is imported.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+LAUNCHES = 50
+BUCKETS = 50
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
+    out = tmp_path_factory.mktemp("bench")
+    argv = [
+        sys.executable,
+        "-m",
+        "bench.run",
+        "--small",
+        "--scenarios",
+        "policy_capacity,launch_burst,role_sweep,bucket_change",
+        "--existing",
+        "100",
+        "--launches",
+        str(LAUNCHES),
+        "--roles",
+        "60",
+        "--buckets",
+        str(BUCKETS),
+        "--bucket-roles",
+        "10",
+        "--out",
+        str(out / "results.json"),
+        "--workdir",
+        str(out),
+    ]
+    proc = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    document = json.loads((out / "results.json").read_text())
+    assert {"moto", "boto3", "python"} <= set(document["versions"])
+    return {s["scenario"]: s for s in document["scenarios"]}
+
+
+def test_every_scenario_ran(results: dict[str, dict[str, Any]]) -> None:
+    assert set(results) == {"policy_capacity", "launch_burst", "role_sweep", "bucket_change"}
+    for name, scenario in results.items():
+        assert scenario["status"] == "ok", (name, scenario["reason"], scenario["notes"])
+        assert scenario["sizes"] and scenario["versions"]
+
+
+def test_launch_burst_spends_one_association_per_instance_and_one_read_per_batch(
+    results: dict[str, dict[str, Any]],
+) -> None:
+    burst = results["launch_burst"]
+    calls = burst["calls"]
+    assert burst["figures"]["launched_with_profile"] == f"{LAUNCHES}/{LAUNCHES}"
+    assert calls["ec2:AssociateIamInstanceProfile"] == LAUNCHES
+    assert calls["ec2:DescribeInstances"] == math.ceil(LAUNCHES / 10)
+    assert calls.get("iam:GetInstanceProfile", 0) <= 1  # one desired profile, read once per warm container
+    assert set(calls) <= {"ec2:AssociateIamInstanceProfile", "ec2:DescribeInstances", "iam:GetInstanceProfile"}
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="goal missed by the one GetInstanceProfile a warm container makes (1.101 at 1,000 launches); "
+    "see the bench report. Remove this marker when RoleWarden meets it.",
+)
+def test_launch_burst_meets_the_goal_of_1_1_calls_per_instance(results: dict[str, dict[str, Any]]) -> None:
+    assert sum(results["launch_burst"]["calls"].values()) <= 1.1 * LAUNCHES
+
+
+def test_role_sweep_reads_are_constant_and_the_second_sweep_writes_nothing(
+    results: dict[str, dict[str, Any]],
+) -> None:
+    figures = results["role_sweep"]["figures"]
+    assert figures["observe_read_calls"] <= 3
+    assert figures["roles_decided"] >= 60
+    assert figures["second_sweep_writes"] == 0
+
+
+def test_bucket_change_costs_the_same_with_ten_times_the_buckets(results: dict[str, dict[str, Any]]) -> None:
+    calls = results["bucket_change"]["calls"]
+    assert calls["1x"] == calls["10x"]
+    assert sum(calls["1x"].values()) <= 10
+
+
+def test_policy_capacity_within_iams_ten_policies(results: dict[str, dict[str, Any]]) -> None:
+    assert results["policy_capacity"]["figures"]["buckets_at_10_policies"] >= 400
