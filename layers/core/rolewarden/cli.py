@@ -40,7 +40,7 @@ from rolewarden.errors import ConfigError, RoleWardenError
 from rolewarden.model import Finding
 from rolewarden.observe import Sink
 from rolewarden.plan import Action
-from rolewarden.triggers import SWEEP
+from rolewarden.triggers import SWEEP, Target
 
 ONLY = {"profiles": "instance_profiles", "grants": "bucket_grants", "compliance": "role_compliance"}
 DEFAULT_CONFIG = "config/rolewarden.yaml"
@@ -457,8 +457,18 @@ def cmd_apply(args: argparse.Namespace, out: Out, errors: CallErrors) -> int:
     return EXIT_ERROR if plan_failed else code
 
 
+def _recheck_targets(actions: Sequence[Action]) -> list[Target]:
+    """The resources the planned actions touch, when re-reading only those (not the whole account a
+    second time) is enough to decide them again; otherwise the sweep."""
+    targets = [a.target for a in actions]
+    if any(t is None for t in targets):
+        return [SWEEP]
+    return list(dict.fromkeys(t for t in targets if t is not None))
+
+
 def _execute(config: Config, plans: list[CapabilityPlan], out: Out) -> tuple[PlannedOnly, list[str]]:
-    """Each capability's sweep again, through an executor that carries out only the plan's actions."""
+    """Each capability decides the planned resources again (its own code: records, conflicts, circuit
+    breaker), through an executor that carries out only the plan's actions."""
     total = sum(len(p.actions) for p in plans)
     executor = PlannedOnly(sink=Sink(), trigger="cli", approved=Counter(a for p in plans for a in p.actions))
     failures: list[str] = []
@@ -466,7 +476,8 @@ def _execute(config: Config, plans: list[CapabilityPlan], out: Out) -> tuple[Pla
     def run_all() -> None:
         for plan in plans:
             if plan.actions:
-                outcomes = capabilities.get(plan.capability).reconcile(_new_run(config, executor), [SWEEP])
+                targets = _recheck_targets(plan.actions)
+                outcomes = capabilities.get(plan.capability).reconcile(_new_run(config, executor), targets)
                 failures.extend(f"{plan.capability}: {o.message}" for o in outcomes.values() if o.status != "ok")
 
     if not out.rich or total < PROGRESS_THRESHOLD:

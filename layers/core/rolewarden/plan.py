@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
+from rolewarden.triggers import Target
+
 
 @dataclass(frozen=True)
 class Action:
@@ -22,6 +24,13 @@ class Action:
     @property
     def resource(self) -> str:  # pragma: no cover - every subclass overrides
         raise NotImplementedError
+
+    @property
+    def target(self) -> Target | None:
+        """The one resource a reconcile must re-read to decide this action again, when there is one (an
+        instance for a profile change). None: deciding it again takes the capability's sweep (a grant
+        depends on every bucket's tags; compliance re-reads all roles in one paginated call anyway)."""
+        return None
 
     def describe(self) -> str:
         return f"{self.verb} {self.resource}"
@@ -43,6 +52,10 @@ class AssociateProfile(Action):
     def resource(self) -> str:
         return self.instance_id
 
+    @property
+    def target(self) -> Target:
+        return Target("instance", self.instance_id)
+
     def describe(self) -> str:
         return f"associate {self.profile_name} with {self.instance_id}"
 
@@ -61,6 +74,10 @@ class _SwapProfile(Action):
     @property
     def resource(self) -> str:
         return self.instance_id
+
+    @property
+    def target(self) -> Target:
+        return Target("instance", self.instance_id)
 
     @property
     def previous_name(self) -> str:
@@ -100,6 +117,10 @@ class CompleteLifecycle(Action):
     @property
     def resource(self) -> str:
         return self.instance_id
+
+    @property
+    def target(self) -> Target:
+        return Target("instance", self.instance_id)
 
     def describe(self) -> str:
         return f"complete lifecycle hook {self.hook} of {self.group} for {self.instance_id} with {self.result}"
