@@ -31,7 +31,9 @@ def wrap(handler: Any, capability: str) -> Callable[[Any, Any], dict[str, Any]]:
     if os.environ.get("AWS_LAMBDA_FUNCTION_NAME") and os.environ.get("POWERTOOLS_TRACE_DISABLED", "").lower() != "true":
         from aws_lambda_powertools import Tracer  # loads the X-Ray SDK: only where it is used
 
-        tracer = Tracer(service=service)
+        # RoleWarden's only outbound calls are botocore's: patch just that (patch_all imports and
+        # patches a dozen libraries it never uses, at cold start)
+        tracer = Tracer(service=service, patch_modules=["botocore"])
     handler.sink_factory = lambda: Sink(logger=logger, metrics=metrics)
 
     @functools.wraps(handler.__call__)
