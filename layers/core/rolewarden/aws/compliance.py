@@ -26,7 +26,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from rolewarden.apply import Conflict, Executor, Gone, handles, metric_name
 from rolewarden.aws.clients import client
-from rolewarden.aws.errors import classify, code_of
+from rolewarden.aws.errors import classify, code_of, raise_instead
 from rolewarden.decide.compliance import (
     SERVICE_LINKED_PATH,
     AttachedPolicy,
@@ -240,24 +240,16 @@ def _guard(action: RoleAction) -> None:
 
 
 def _current_inline(role: str, policy: str) -> str:
-    try:
+    with raise_instead("NoSuchEntity", Gone(f"inline policy {policy} of role {role} no longer exists")):
         raw = client("iam").get_role_policy(RoleName=role, PolicyName=policy)
-    except ClientError as exc:
-        if code_of(exc) == "NoSuchEntity":
-            raise Gone(f"inline policy {policy} of role {role} no longer exists") from exc
-        raise
     return canonical_json(load_document(raw["PolicyDocument"]))
 
 
 @handles(DetachManagedPolicy)
 def _apply_detach(ex: Executor, action: DetachManagedPolicy) -> dict[str, Any]:
     _guard(action)
-    try:
+    with raise_instead("NoSuchEntity", Gone(f"{action.policy_arn} is no longer attached to {action.role_name}")):
         client("iam").detach_role_policy(RoleName=action.role_name, PolicyArn=action.policy_arn)
-    except ClientError as exc:
-        if code_of(exc) == "NoSuchEntity":
-            raise Gone(f"{action.policy_arn} is no longer attached to {action.role_name}") from exc
-        raise
     return {"policy": action.policy_arn, "rules": list(action.rules)}
 
 
@@ -277,24 +269,16 @@ def _apply_delete_inline(ex: Executor, action: DeleteInlinePolicy) -> dict[str, 
     _guard(action)
     if _current_inline(action.role_name, action.policy_name) != action.expected:
         raise Conflict(f"inline policy {action.policy_name} of {action.role_name} changed since it was read")
-    try:
+    with raise_instead("NoSuchEntity", Gone(f"inline policy {action.policy_name} of {action.role_name} is gone")):
         client("iam").delete_role_policy(RoleName=action.role_name, PolicyName=action.policy_name)
-    except ClientError as exc:
-        if code_of(exc) == "NoSuchEntity":
-            raise Gone(f"inline policy {action.policy_name} of {action.role_name} is gone") from exc
-        raise
     return {"policy": action.policy_name, "rules": list(action.rules)}
 
 
 @handles(ReplaceTrustPolicy)
 def _apply_trust(ex: Executor, action: ReplaceTrustPolicy) -> dict[str, Any]:
     _guard(action)
-    try:
+    with raise_instead("NoSuchEntity", Gone(f"role {action.role_name} no longer exists")):
         client("iam").update_assume_role_policy(RoleName=action.role_name, PolicyDocument=action.document)
-    except ClientError as exc:
-        if code_of(exc) == "NoSuchEntity":
-            raise Gone(f"role {action.role_name} no longer exists") from exc
-        raise
     return {"rules": list(action.rules)}
 
 

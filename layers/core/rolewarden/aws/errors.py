@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, HTTPClientError
 
 from rolewarden.errors import PermanentError, RetryableError
@@ -31,6 +34,18 @@ TRANSIENT_CODES = frozenset(
     }
 )
 DENIED_CODES = frozenset({"AccessDenied", "AccessDeniedException", "UnauthorizedOperation"})
+
+
+@contextmanager
+def raise_instead(code: str, replacement: Exception) -> Iterator[None]:
+    """Inside the block, a ClientError with ``code`` becomes ``replacement`` (e.g. NoSuchEntity on a
+    write becomes Gone: the goal is already reached); any other error passes through unchanged."""
+    try:
+        yield
+    except ClientError as exc:
+        if code_of(exc) == code:
+            raise replacement from exc
+        raise
 
 
 def code_of(error: ClientError) -> str:

@@ -23,7 +23,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from rolewarden.apply import Conflict, Executor, Gone, handles, metric_name
 from rolewarden.aws.clients import client
-from rolewarden.aws.errors import classify, code_of
+from rolewarden.aws.errors import classify, code_of, raise_instead
 from rolewarden.decide.grants import (
     POLICY_PREFIX,
     AttachGrantPolicy,
@@ -198,12 +198,8 @@ def _record(ex: Executor, action: GrantAction, version: str, document_hash: str,
 
 
 def _attach(role: str, policy_arn: str) -> None:
-    try:
+    with raise_instead("NoSuchEntity", Gone(f"role {role} no longer exists")):
         client("iam").attach_role_policy(RoleName=role, PolicyArn=policy_arn)
-    except ClientError as exc:
-        if code_of(exc) == "NoSuchEntity":
-            raise Gone(f"role {role} no longer exists") from exc
-        raise
 
 
 def _detach(role: str, policy_arn: str) -> None:
@@ -277,12 +273,8 @@ def _apply_rotate(ex: Executor, action: RotateGrantPolicy) -> dict[str, Any]:
 @handles(RestoreGrantVersion)
 def _apply_restore(ex: Executor, action: RestoreGrantVersion) -> dict[str, Any]:
     _guard(action)
-    try:
+    with raise_instead("NoSuchEntity", Conflict(f"{action.version_id} of {action.policy_name} is gone")):
         client("iam").set_default_policy_version(PolicyArn=action.policy_arn, VersionId=action.version_id)
-    except ClientError as exc:
-        if code_of(exc) == "NoSuchEntity":
-            raise Conflict(f"{action.version_id} of {action.policy_name} is gone") from exc
-        raise
     _record(
         ex, action, action.version_id, action.document_hash, previous_version=action.previous_version, restored=True
     )
