@@ -47,6 +47,20 @@ def ensure_aws_managed_policy(
     return arn
 
 
+def create_state_table(name: str = "rolewarden-state") -> str:
+    """A DynamoDB table with the template's StateTable key schema (read from template.yaml)."""
+    from rwlocal.stack import load_template
+
+    props = load_template()["Resources"]["StateTable"]["Properties"]
+    boto3.client("dynamodb").create_table(
+        TableName=name,
+        BillingMode=props["BillingMode"],
+        AttributeDefinitions=props["AttributeDefinitions"],
+        KeySchema=props["KeySchema"],
+    )
+    return name
+
+
 def iam() -> Any:
     return boto3.client("iam")
 

@@ -596,16 +596,7 @@ def test_validate_offline_checks_the_s3_actions_without_aws(
 # -- history and rollback ---------------------------------------------------------------------------
 @pytest.fixture
 def table(aws: LocalAws) -> str:
-    boto3.client("dynamodb").create_table(
-        TableName="rolewarden-state",
-        BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-    )
-    return "rolewarden-state"
+    return w.create_state_table()
 
 
 def test_history_and_rollback_restore_a_remediated_role_exactly(

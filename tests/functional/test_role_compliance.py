@@ -65,16 +65,7 @@ def configure(write_config: Callable[..., Path]) -> Callable[..., Path]:
 @pytest.fixture
 def table(aws: LocalAws, monkeypatch: pytest.MonkeyPatch) -> str:
     """A state table with the template's key schema (pk/sk strings), named by ROLEWARDEN_TABLE."""
-    boto3.client("dynamodb").create_table(
-        TableName="rolewarden-state",
-        BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-    )
-    monkeypatch.setenv("ROLEWARDEN_TABLE", "rolewarden-state")
+    monkeypatch.setenv("ROLEWARDEN_TABLE", w.create_state_table())
     return "rolewarden-state"
 
 

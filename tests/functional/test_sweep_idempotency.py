@@ -15,15 +15,7 @@ from tests.functional.helpers import invoke, load_app, sample
 
 @pytest.fixture
 def table(aws: Any, monkeypatch: pytest.MonkeyPatch) -> str:
-    boto3.client("dynamodb").create_table(
-        TableName="rw-state",
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    w.create_state_table("rw-state")
     monkeypatch.setenv("ROLEWARDEN_TABLE", "rw-state")
     return "rw-state"
 
