@@ -25,6 +25,7 @@ from types import ModuleType
 from typing import Any
 
 from bench.common import ROOT, Context, Result, configure_moto, speed_up_moto, versions
+from rwlocal.server import ROLEWARDEN_ENV
 
 ORDER = ("policy_capacity", "cold_start", "launch_burst", "sweep_vs_custodian", "role_sweep", "bucket_change")
 #: command-line flag -> (scenario, keyword of its run())
@@ -41,17 +42,7 @@ SIZE_FLAGS = {
     "cold_runs": ("cold_start", "runs", "runs per median (cold_start)"),
     "max_buckets": ("policy_capacity", "max_buckets", "search ceiling (policy_capacity)"),
 }
-_ENV_TO_CLEAR = (
-    "ROLEWARDEN_CONFIG",
-    "ROLEWARDEN_TABLE",
-    "ROLEWARDEN_DLQ_URL",
-    "ROLEWARDEN_FINDINGS_TOPIC",
-    "ROLEWARDEN_DRY_RUN",
-    "ROLEWARDEN_MANAGED_PATH",
-    "ROLEWARDEN_SELF_ROLE_ARNS",
-    "AWS_LAMBDA_FUNCTION_NAME",
-    "AWS_PROFILE",
-)
+_ENV_TO_CLEAR = (*ROLEWARDEN_ENV, "AWS_PROFILE")
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

@@ -14,24 +14,13 @@ import pytest
 # CI runs hypothesis derandomized, so a red CI is always reproducible; locally it explores freely.
 from hypothesis import settings as _hypothesis_settings
 
-from rwlocal.server import LocalAws
+from rwlocal.server import ROLEWARDEN_ENV, LocalAws
 
 _hypothesis_settings.register_profile("ci", derandomize=True, print_blob=True)
 if os.environ.get("CI"):
     _hypothesis_settings.load_profile("ci")
 
 ROOT = Path(__file__).resolve().parents[1]
-_ENV_KEYS = (
-    "ROLEWARDEN_CONFIG",
-    "ROLEWARDEN_TABLE",
-    "ROLEWARDEN_DLQ_URL",
-    "ROLEWARDEN_FINDINGS_TOPIC",
-    "ROLEWARDEN_DRY_RUN",
-    "ROLEWARDEN_MANAGED_PATH",
-    "ROLEWARDEN_SELF_ROLE_ARNS",
-    "ROLEWARDEN_MAX_RECEIVE",
-    "AWS_LAMBDA_FUNCTION_NAME",
-)
 
 
 @pytest.fixture(scope="session")
@@ -44,7 +33,7 @@ def local_aws() -> Iterator[LocalAws]:
 def aws(local_aws: LocalAws, monkeypatch: pytest.MonkeyPatch) -> LocalAws:
     """A clean moto server and a clean RoleWarden process state for one test."""
     local_aws.reset()
-    for key in _ENV_KEYS:
+    for key in ROLEWARDEN_ENV:
         monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("ROLEWARDEN_PROPAGATION_WAIT", "0")
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "RoleWardenTest")

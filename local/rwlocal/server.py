@@ -20,6 +20,19 @@ ENV = {
     "AWS_EC2_METADATA_DISABLED": "true",
 }
 ACCOUNT_ID = "123456789012"
+#: Settings a deployed function gets from the template (or Lambda); tests and the bench clear them so a
+#: run starts from the config it writes, not from whatever the shell had.
+ROLEWARDEN_ENV = (
+    "ROLEWARDEN_CONFIG",
+    "ROLEWARDEN_TABLE",
+    "ROLEWARDEN_DLQ_URL",
+    "ROLEWARDEN_FINDINGS_TOPIC",
+    "ROLEWARDEN_DRY_RUN",
+    "ROLEWARDEN_MANAGED_PATH",
+    "ROLEWARDEN_SELF_ROLE_ARNS",
+    "ROLEWARDEN_MAX_RECEIVE",
+    "AWS_LAMBDA_FUNCTION_NAME",
+)
 
 
 def free_port() -> int:

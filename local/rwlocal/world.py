@@ -18,6 +18,13 @@ EC2_TRUST = {
 
 
 ADMIN_DOCUMENT = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+#: A trust policy open to another account: what trust-ec2-only remedies.
+LOOSE_TRUST = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::210987654321:root"}, "Action": "sts:AssumeRole"}
+    ],
+}
 
 
 def ensure_aws_managed_policy(

@@ -28,13 +28,8 @@ from rwlocal.faults import Fault, count_calls, inject
 from rwlocal.server import ACCOUNT_ID, LocalAws
 
 PATH = "/rolewarden/"
-ADMIN_DOC = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
-LOOSE_TRUST = {
-    "Version": "2012-10-17",
-    "Statement": [
-        {"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::210987654321:root"}, "Action": "sts:AssumeRole"}
-    ],
-}
+ADMIN_DOC = w.ADMIN_DOCUMENT
+LOOSE_TRUST = w.LOOSE_TRUST
 CONFIG = """
 version: 1
 managed_path: /rolewarden/

@@ -21,13 +21,8 @@ from tests.functional.helpers import invoke, load_app, sample, sink_of
 ROLE = "web-server"
 PATH = "/rolewarden/"
 GRANT_ARN = f"arn:aws:iam::{ACCOUNT_ID}:policy/rolewarden/rolewarden-grants-{ROLE}"
-ADMIN_DOC = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
-LOOSE_TRUST = {
-    "Version": "2012-10-17",
-    "Statement": [
-        {"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::210987654321:root"}, "Action": "sts:AssumeRole"}
-    ],
-}
+ADMIN_DOC = w.ADMIN_DOCUMENT
+LOOSE_TRUST = w.LOOSE_TRUST
 COMPLIANCE = """
 version: 1
 managed_path: /rolewarden/

@@ -17,7 +17,7 @@ from rwlocal.pipeline import put_events
 from rwlocal.server import ACCOUNT_ID
 
 ADMIN_ARN = "arn:aws:iam::aws:policy/AdministratorAccess"
-ADMIN_DOCUMENT = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+ADMIN_DOCUMENT = w.ADMIN_DOCUMENT
 ROLE = "billing-app"
 OTHER_ACCOUNT_TRUST = {
     "Version": "2012-10-17",
