@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -20,6 +21,10 @@ class Outcome:
 
     status: OutcomeStatus = "ok"
     message: str = ""
+    #: A sweep that stopped because its time budget was spent returns where to resume (an opaque,
+    #: JSON-serialisable string owned by the capability); the runtime sends a continuation message
+    #: carrying it. ``None``: the sweep is complete.
+    continuation: str | None = None
 
     @classmethod
     def worst(cls, outcomes: Sequence[Outcome]) -> Outcome:
@@ -39,6 +44,16 @@ class Run:
     executor: Executor
     trigger: str = ""
     results: list[ActionResult] = field(default_factory=list)
+    #: Sweep budget: ``clock()`` value after which a sweep starts no new unit of work and returns
+    #: ``Outcome(continuation=cursor)``. ``None``: unbounded (the CLI, tests).
+    deadline: float | None = None
+    #: Where a continued sweep resumes (the ``continuation`` of the previous part); ``None``: from the start.
+    cursor: str | None = None
+    clock: Callable[[], float] = time.monotonic
+
+    def budget_spent(self) -> bool:
+        """True when a sweep should stop starting new work and hand back a cursor."""
+        return self.deadline is not None and self.clock() >= self.deadline
 
 
 class Capability(Protocol):
