@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator, model_validator
 
 from rolewarden.errors import ConfigError
 
@@ -125,12 +125,48 @@ class BucketGrants(_Strict):
         return value
 
 
+class CircuitBreaker(_Strict):
+    """At most ``max_remediations`` roles remediated per window of ``window_minutes``, counted across every
+    invocation and container in the state table; a role that finds the window full is not remediated and
+    trips the breaker for one window (or until ``rolewarden breaker reset``)."""
+
+    max_remediations: Annotated[int, Field(ge=0, le=10_000)] = 25
+    window_minutes: Annotated[int, Field(ge=1, le=1440)] = 60
+
+
+#: The per-run limit became a per-window limit; the old key is still read (see ``Compliance.deprecations``).
+DEPRECATED_LIMIT_MESSAGE = (
+    "compliance.max_remediations_per_run is deprecated: its value is now the limit per window, counted "
+    "across all invocations; write it as compliance.circuit_breaker.max_remediations "
+    "(and compliance.circuit_breaker.window_minutes, default 60)"
+)
+
+
 class Compliance(_Strict):
     permissions_boundary: str | None = None
     allowed_managed_policies: list[str] = Field(default_factory=list)
     protected_roles: list[str] = Field(default_factory=list)
-    max_remediations_per_run: Annotated[int, Field(ge=0)] = 25
+    circuit_breaker: CircuitBreaker = Field(default_factory=CircuitBreaker)
+    #: Deprecated: read as ``circuit_breaker.max_remediations`` (see ``deprecations``).
+    max_remediations_per_run: Annotated[int, Field(ge=0, le=10_000)] | None = None
     rules: dict[str, RuleMode] = Field(default_factory=lambda: dict(_DEFAULT_RULE_MODES))
+
+    @model_validator(mode="after")
+    def _deprecated_limit(self) -> Compliance:
+        old = self.max_remediations_per_run
+        if old is None:
+            return self
+        if "max_remediations" in self.circuit_breaker.model_fields_set:
+            raise ValueError(
+                "max_remediations_per_run and circuit_breaker.max_remediations are both set; "
+                "keep only circuit_breaker.max_remediations"
+            )
+        breaker = self.circuit_breaker.model_copy(update={"max_remediations": old})
+        return self.model_copy(update={"circuit_breaker": breaker})
+
+    def deprecations(self) -> list[str]:
+        """Keys still accepted but to be rewritten (``rolewarden validate`` and the function's log say so)."""
+        return [DEPRECATED_LIMIT_MESSAGE] if self.max_remediations_per_run is not None else []
 
     @field_validator("permissions_boundary")
     @classmethod

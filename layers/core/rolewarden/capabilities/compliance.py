@@ -5,9 +5,12 @@
 ``rolewarden rollback role/NAME [--to RECORD]``); both return plain data.
 
 Order of a run: read (a sweep reads everything in one paginated call; events read only the roles
-they name, or the managed roles a changed policy is attached to), decide every role, emit a finding
-per violation, check the circuit breaker, then per role record the prior state and apply its
-actions, then hand RoleWarden's own grant policies to the bucket_grants capability.
+they name, or the managed roles a changed policy is attached to), decide every role, open the
+circuit breaker (``rolewarden.breaker``: a run over the limit remediates none; a trip by any
+container stops every container), then per role in name order: take a breaker slot, emit a finding
+per violation, record the prior state and apply its actions; a sweep stops between roles when its
+time budget is spent and returns ``Outcome(continuation="after-role:<name>")``. Last, hand
+RoleWarden's own grant policies to the bucket_grants capability (not after a trip).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 import rolewarden.aws.compliance as iam_compliance  # registers the executor functions
 from rolewarden.aws.errors import classify
+from rolewarden.breaker import Gate, limits_of, state_table
 from rolewarden.capabilities.base import Outcome, Run
 from rolewarden.config import Config
 from rolewarden.decide.compliance import (
@@ -31,7 +35,6 @@ from rolewarden.decide.compliance import (
     ManagedPolicyView,
     RoleDecision,
     RoleView,
-    circuit_breaker,
     decide_role,
     is_grant_policy,
     out_of_scope,
@@ -47,6 +50,9 @@ from rolewarden.triggers import Target
 
 RECORD_KIND = "remediation"
 ROLLBACK_KIND = "rollback"
+#: A sweep stopped on its budget continues after this role: ``"after-role:<name>"`` (names sort as strings).
+CURSOR_PREFIX = "after-role:"
+_warned: set[str] = set()
 
 
 @dataclass
@@ -149,22 +155,46 @@ class RoleCompliance:
             return {t: broken for t in targets}
         decisions = self.decide(run, seen)
         named = {n for t, names in seen.per_target.items() if t.kind != "sweep" for n in names}
-        for decision in decisions.values():
-            self._report(run, decision, verbose=decision.role in named)
+        sweeping = any(t.kind == "sweep" for t in targets)
+        order = sorted(decisions)
+        resume_after = self._resume_after(run) if sweeping else None
+        if resume_after is not None:
+            # A continued sweep: the roles up to the cursor were done by the earlier parts.
+            order = [n for n in order if n > resume_after or n in named]
+        self._warn_deprecated(run)
 
-        breaker = circuit_breaker(decisions.values(), run.config.compliance.max_remediations_per_run)
+        # The circuit breaker decides per role, atomically, before the role's first write.
+        gate = Gate(
+            sink=run.sink,
+            limits=limits_of(run.config),
+            capability=self.name,
+            trigger=run.trigger,
+            dry_run=run.executor.dry_run,
+            table=state_table(),
+        )
+        gate.open([n for n in order if decisions[n].actions])
         per_role: dict[str, Outcome] = {}
+        done: list[str] = []
+        continuation: str | None = None
+        for index, name in enumerate(order):
+            decision = decisions[name]
+            allowed = gate.take(name) if decision.actions else False
+            self._report(run, decision, verbose=name in named, withheld=bool(decision.actions) and not allowed)
+            if allowed:
+                per_role[name] = self._remediate(run, decision, seen.roles[name])
+            elif decision.actions and gate.error is not None:
+                per_role[name] = Outcome("retry", f"circuit breaker unavailable: {gate.error}")
+            done.append(name)
+            if sweeping and index < len(order) - 1 and run.budget_spent():
+                continuation = CURSOR_PREFIX + name  # stop between roles; the next part resumes after it
+                break
+        gate.close()
         delegated: dict[str, Outcome] = {}
-        if breaker.tripped:
-            self._trip(run, breaker.roles, breaker.limit)
-        else:
-            for decision in decisions.values():
-                if decision.actions:
-                    per_role[decision.role] = self._remediate(run, decision, seen.roles[decision.role])
+        if gate.trip is None:
             grant_arns = set(seen.grant_policies)
-            for decision in decisions.values():
-                if decision.verdict in ("compliant", "noncompliant"):
-                    grant_arns.update(decision.grant_policies)
+            for name in done:
+                if decisions[name].verdict in ("compliant", "noncompliant"):
+                    grant_arns.update(decisions[name].grant_policies)
             delegated = self._delegate_grants(run, sorted(grant_arns))
 
         outcomes: dict[Target, Outcome] = {}
@@ -173,17 +203,20 @@ class RoleCompliance:
                 outcomes[target] = seen.failed[target]
             elif target.kind == "sweep":
                 failed = sum(1 for o in per_role.values() if o.status != "ok")
+                part = f", stopped on its time budget after role {done[-1]}" if continuation else ""
                 run.sink.log(
                     "INFO",
-                    f"compliance sweep: {len(decisions)} roles read ({seen.calls}), "
-                    f"{sum(1 for d in decisions.values() if d.verdict == 'noncompliant')} non-compliant, "
-                    f"{len(per_role)} remediated or planned, {failed} failed",
+                    f"compliance sweep: {len(done)} roles read ({seen.calls}), "
+                    f"{sum(1 for n in done if decisions[n].verdict == 'noncompliant')} non-compliant, "
+                    f"{len(per_role)} remediated or planned, {failed} failed{part}",
                     capability=self.name,
-                    roles=len(decisions),
+                    roles=len(done),
                     failed=failed,
-                    circuit_breaker=breaker.tripped,
+                    circuit_breaker=gate.trip is not None,
+                    continuation=continuation,
                 )
-                outcomes[target] = Outcome()  # per-role failures are retried by the next sweep
+                # per-role failures are retried by the next sweep
+                outcomes[target] = Outcome(continuation=continuation)
             else:
                 parts = [per_role.get(n, Outcome()) for n in seen.per_target.get(target, [])]
                 if target.kind == "policy" and target.id in delegated:
@@ -191,7 +224,26 @@ class RoleCompliance:
                 outcomes[target] = Outcome.worst(parts)
         return outcomes
 
-    def _report(self, run: Run, decision: RoleDecision, verbose: bool) -> None:
+    def _resume_after(self, run: Run) -> str | None:
+        """The last role name the previous part of this sweep finished (from ``run.cursor``)."""
+        if run.cursor is None:
+            return None
+        if run.cursor.startswith(CURSOR_PREFIX) and len(run.cursor) > len(CURSOR_PREFIX):
+            return run.cursor[len(CURSOR_PREFIX) :]
+        run.sink.log(
+            "WARNING",
+            f"compliance sweep: unknown cursor {run.cursor[:100]!r}; sweeping from the start",
+            capability=self.name,
+        )
+        return None
+
+    def _warn_deprecated(self, run: Run) -> None:
+        for message in run.config.compliance.deprecations():
+            if message not in _warned:
+                _warned.add(message)
+                run.sink.log("WARNING", f"config: {message}", capability=self.name)
+
+    def _report(self, run: Run, decision: RoleDecision, verbose: bool, withheld: bool = False) -> None:
         if decision.verdict == "out-of-scope":
             if verbose:
                 run.sink.log(
@@ -217,7 +269,9 @@ class RoleCompliance:
                 verdict=decision.verdict,
             )
         for violation, mode in decision.violations:
-            if mode == "enforce":
+            if mode == "enforce" and withheld:
+                outcome = "not remediated: the circuit breaker is open (see its finding)"
+            elif mode == "enforce":
                 outcome = "would be remediated (dry run)" if run.executor.dry_run else "remediating"
             else:
                 outcome = "reported only (rule in report mode)"
@@ -238,24 +292,6 @@ class RoleCompliance:
                 ),
                 metric="ComplianceFindings",
             )
-
-    def _trip(self, run: Run, roles: Sequence[str], limit: int) -> None:
-        message = (
-            f"{len(roles)} roles would be remediated in one run, more than max_remediations_per_run={limit}: "
-            "remediated none. Check the rules and the config, then raise the limit or fix the roles."
-        )
-        run.sink.finding(
-            Finding(
-                self.name,
-                "account",
-                "circuit-breaker",
-                message,
-                "ERROR",
-                details={"roles": list(roles)[:200], "limit": limit, "trigger": run.trigger},
-            ),
-            metric="ComplianceFindings",
-        )
-        run.sink.metric("CircuitBreakerTripped")
 
     def _remediate(self, run: Run, decision: RoleDecision, role: RoleView | None) -> Outcome:
         assert role is not None
