@@ -353,7 +353,7 @@ def test_dry_run_changes_nothing_records_nothing_and_says_what_it_would_do(
 def test_circuit_breaker_remediates_none_and_raises_the_alarm_metric(
     app: Any, configure: Callable[..., Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    configure(max_remediations_per_run=2)
+    configure(circuit_breaker={"max_remediations": 2})
     ensure_aws_managed_policy()
     for i in range(3):
         w.create_role(f"app-{i}")
@@ -375,7 +375,7 @@ def test_circuit_breaker_remediates_none_and_raises_the_alarm_metric(
     assert alarm["Dimensions"] == [{"Name": "service", "Value": "rolewarden"}]
     assert all(doc.get("service") == "rolewarden" for doc in emf)
 
-    configure(max_remediations_per_run=3)
+    configure(circuit_breaker={"max_remediations": 3})
     invoke(app, sample("scheduled-sweep.json"))
     assert all(state(f"app-{i}")["attached"] == [] for i in range(3))
 

@@ -7,6 +7,8 @@ Lambda handlers; no second implementation.
     rolewarden explain i-…|role/NAME|bucket/NAME           why a resource is as it is and what RoleWarden would do
     rolewarden history role/NAME [--table T]               recorded remediations and rollbacks of a role
     rolewarden rollback role/NAME [--to RECORD] [--dry-run] [--table T]   restore a recorded state
+    rolewarden breaker status [--table T]                  the compliance circuit breaker: tripped?, this window's count
+    rolewarden breaker reset --reason TEXT [--table T]     close a tripped breaker now (recorded)
 
 Works against a real account (profile, region, credential chain) and a local endpoint (AWS_ENDPOINT_URL).
 
@@ -45,6 +47,8 @@ from rolewarden.triggers import SWEEP, Target
 ONLY = {"profiles": "instance_profiles", "grants": "bucket_grants", "compliance": "role_compliance"}
 DEFAULT_CONFIG = "config/rolewarden.yaml"
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
+#: ``breaker status`` when the breaker is tripped (scripts and monitors can test it).
+EXIT_TRIPPED = 3
 #: Applies of at least this many actions show a progress bar on a terminal.
 PROGRESS_THRESHOLD = 20
 
@@ -604,9 +608,13 @@ def cmd_validate(args: argparse.Namespace, out: Out, errors: CallErrors) -> int:
     if not args.offline:
         _preflight()
         problems += account_problems(config)
+    deprecated = config.compliance.deprecations()  # accepted, but to be rewritten: not a problem
     if args.json:
-        out.json({"config": path, "valid": not problems, "problems": problems})
-    elif problems:
+        out.json({"config": path, "valid": not problems, "problems": problems, "deprecated": deprecated})
+        return EXIT_ERROR if problems else EXIT_OK
+    for message in deprecated:
+        out.warn(message)
+    if problems:
         where = "" if args.offline else " (checked against the account)"
         out.line(f"config {path}: {len(problems)} problem(s){where}:")
         for problem in problems:
@@ -691,6 +699,64 @@ def cmd_rollback(args: argparse.Namespace, out: Out, errors: CallErrors) -> int:
     return EXIT_OK if result["dry_run"] or result["verified"] else EXIT_ERROR
 
 
+# -- circuit breaker -------------------------------------------------------------------------------
+def _operator() -> str:
+    """Who runs the command, for the reset record: the caller's ARN (sts:GetCallerIdentity)."""
+    from rolewarden.aws.clients import client
+
+    try:
+        return str(client("sts").get_caller_identity()["Arn"])
+    except (ClientError, BotoCoreError) as exc:
+        return f"unknown (sts:GetCallerIdentity failed: {type(exc).__name__})"
+
+
+def cmd_breaker(args: argparse.Namespace, out: Out, errors: CallErrors) -> int:
+    from rolewarden import breaker
+
+    table = _table(args)
+    config = load_config(args.config)
+    if args.action == "reset":
+        if not args.reason or not args.reason.strip():
+            raise UsageError("breaker reset needs --reason TEXT (it is recorded with who reset it)")
+        result = breaker.reset(config, table, args.reason.strip(), _operator())
+        if args.json:
+            out.json(result)
+            return EXIT_OK
+        if result["was_tripped"]:
+            trip = result["previous_trip"] or {}
+            out.line(f"circuit breaker reset: it had tripped ({trip.get('cause', '?')}); remediation resumes now")
+        else:
+            out.line("circuit breaker was not tripped; this window's count is cleared")
+        out.line(f"cleared {result['remediations_cleared']} remediation(s) counted in this window")
+        out.line(f"recorded as {result['record_id']} (operator {result['operator']}, reason: {result['reason']})")
+        return EXIT_OK
+    state = breaker.status(config, table)
+    if args.json:
+        out.json(state)
+        return EXIT_TRIPPED if state["tripped"] else EXIT_OK
+    window = state["window"]
+    limit = f"{state['limit']} per {state['window_minutes']} min"
+    if state["tripped"]:
+        trip = state["trip"]
+        out.line(f"circuit breaker: TRIPPED at {trip['tripped_at']} ({trip['cause']}), until {trip['until']}")
+        if trip["roles"]:
+            out.line(f"  roles withheld when it tripped: {', '.join(trip['roles'][:20])}")
+        out.line("  reset with: rolewarden breaker reset --reason TEXT")
+    else:
+        out.line("circuit breaker: closed (remediating)")
+    out.line(
+        f"this window {window['start']} .. {window['end']}: {window['remediations']} of {limit}"
+        + (" (closed by a trip)" if window["closed"] else "")
+    )
+    if state["history"]:
+        rows = [
+            [h["record_id"], h["time"], h["kind"], str(h.get("cause") or h.get("reason") or ""), h.get("operator", "")]
+            for h in state["history"]
+        ]
+        out.table("recent trips and resets", ["record", "time", "kind", "cause or reason", "operator"], rows)
+    return EXIT_TRIPPED if state["tripped"] else EXIT_OK
+
+
 def _step_value(step: dict[str, Any]) -> str:
     value = step.get("value")
     if step.get("step") == "put-inline" and isinstance(value, (list, tuple)) and len(value) == 2:
@@ -736,6 +802,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("resource", help="role/NAME")
     p.add_argument("--to", help="record id (default: the newest remediation)")
     p.add_argument("--dry-run", action="store_true", help="list the steps; change nothing")
+    table_flag(p)
+    p = add("breaker", cmd_breaker, "the compliance circuit breaker: status (exit 3 when tripped), or reset it")
+    p.add_argument("action", choices=["status", "reset"])
+    p.add_argument("--reason", help="reset: why (recorded with the operator's identity)")
     table_flag(p)
     return parser
 
