@@ -61,7 +61,7 @@ bucket_grants:
   max_policies_per_role: 5
 compliance:
   protected_roles: [{PROTECTED_ROLE}]
-  max_remediations_per_run: 25
+  circuit_breaker: {{max_remediations: 10000, window_minutes: 60}}  # the chaos world drifts every role at once
 """
 #: The oracle's own copy of the rules above (deliberately not RoleWarden's decision code).
 EXPECTED_PROFILE = {("rolewarden:profile", "web"): "web-server", ("team", "data"): "data-worker"}
