@@ -206,7 +206,7 @@ class RoleCompliance:
                 part = f", stopped on its time budget after role {done[-1]}" if continuation else ""
                 run.sink.log(
                     "INFO",
-                    f"compliance sweep: {len(done)} roles read ({seen.calls}), "
+                    f"compliance sweep: {len(done)} of {len(order)} roles checked ({seen.calls}), "
                     f"{sum(1 for n in done if decisions[n].verdict == 'noncompliant')} non-compliant, "
                     f"{len(per_role)} remediated or planned, {failed} failed{part}",
                     capability=self.name,
