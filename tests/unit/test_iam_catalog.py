@@ -165,13 +165,6 @@ def _combinations(template: dict[str, Any]) -> list[dict[str, str]]:
     return [dict(zip(names, values, strict=True)) for values in itertools.product(*(PARAMETER_FORMS[n] for n in names))]
 
 
-def _marked(combinations: list[dict[str, str]]) -> list[Any]:
-    defect = pytest.mark.xfail(strict=True, reason="defect 8: parameter//name, fixed in the next commit")
-    return [
-        pytest.param(p, marks=defect) if p.get("ConfigParameterName", "").startswith("/") else p for p in combinations
-    ]
-
-
 TRANSLATED = translate(load_template())
 FORWARDER = load_template(ROOT / "forwarder.yaml")
 
@@ -185,7 +178,7 @@ def _all_problems(template: dict[str, Any], parameters: dict[str, str], regions:
 
 
 @pytest.mark.parametrize(
-    "parameters", _marked(_combinations(TRANSLATED)), ids=lambda p: ",".join(f"{v or '-'}" for v in p.values())
+    "parameters", _combinations(TRANSLATED), ids=lambda p: ",".join(f"{v or '-'}" for v in p.values())
 )
 def test_every_statement_of_template_yaml_is_in_the_catalog(parameters: dict[str, str]) -> None:
     documents = [d for r in REGIONS for d in template_documents(TRANSLATED, parameters, region=r)]
@@ -193,7 +186,6 @@ def test_every_statement_of_template_yaml_is_in_the_catalog(parameters: dict[str
     assert _all_problems(TRANSLATED, parameters, REGIONS) == []
 
 
-@pytest.mark.xfail(strict=True, reason="defect 8, fixed in the next commit")
 def test_the_ssm_config_statement_takes_a_hierarchical_parameter_name() -> None:
     """Defect 8: parameter/${ConfigParameterName} was parameter//rolewarden/config for /rolewarden/config."""
     for name in ("rolewarden-config", "/rolewarden/config"):

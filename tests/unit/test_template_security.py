@@ -134,3 +134,25 @@ def test_sqs_targets_of_rules_are_only_this_stacks_rules() -> None:
         assert statement["Principal"] == {"Service": "events.amazonaws.com"}
         assert _as_list(statement["Action"]) == ["sqs:SendMessage"]
         assert "${AWS::StackName}-" in _text(statement["Condition"]["ArnLike"]["aws:SourceArn"]), logical_id
+
+
+def test_findings_topic_uses_a_customer_key_that_alarms_and_rules_can_use() -> None:
+    """CloudWatch alarms cannot publish to a topic under alias/aws/sns (its policy cannot name them)."""
+    topic = RESOURCES["FindingsTopic"]["Properties"]
+    assert topic["KmsMasterKeyId"] == {"Fn::GetAtt": ["FindingsKey", "Arn"]}
+    key = RESOURCES["FindingsKey"]["Properties"]
+    assert key["EnableKeyRotation"] is True
+    by_sid = {s["Sid"]: s for s in key["KeyPolicy"]["Statement"]}
+    services = by_sid["AlarmsAndRulesPublishToTheTopic"]
+    assert set(_as_list(services["Principal"]["Service"])) == {"cloudwatch.amazonaws.com", "events.amazonaws.com"}
+    assert set(_as_list(services["Action"])) == {"kms:GenerateDataKey*", "kms:Decrypt"}
+    root = by_sid["AccountAdministersAndDelegatesThroughIam"]
+    assert _text(root["Principal"]["AWS"]).endswith(":root")
+    alarms = [k for k, v in RESOURCES.items() if v["Type"] == "AWS::CloudWatch::Alarm"]
+    assert alarms and all(RESOURCES[a]["Properties"]["AlarmActions"] == [{"Ref": "FindingsTopic"}] for a in alarms)
+    for function in FUNCTIONS:
+        publishes = [s for s in statements(function) if "sns:Publish" in _as_list(s["Action"])]
+        if not publishes:
+            continue
+        encrypt = [s for s in statements(function) if "kms:GenerateDataKey" in _as_list(s["Action"])]
+        assert [_text(r) for s in encrypt for r in _as_list(s["Resource"])] == ["<FindingsKey.Arn>"], function
