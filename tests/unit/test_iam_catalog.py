@@ -181,8 +181,17 @@ def _all_problems(template: dict[str, Any], parameters: dict[str, str], regions:
     "parameters", _combinations(TRANSLATED), ids=lambda p: ",".join(f"{v or '-'}" for v in p.values())
 )
 def test_every_statement_of_template_yaml_is_in_the_catalog(parameters: dict[str, str]) -> None:
-    documents = [d for r in REGIONS for d in template_documents(TRANSLATED, parameters, region=r)]
-    assert len(documents) > 6, "the roles and queue policies were found"
+    for region in REGIONS:
+        home = parameters.get("HomeRegion", "") in ("", region)
+        found = {where.split("/")[0] for where, _ in template_documents(TRANSLATED, parameters, region=region)}
+        expected = {
+            logical_id
+            for logical_id, resource in TRANSLATED["Resources"].items()
+            if resource["Type"] in ("AWS::IAM::Role", "AWS::SQS::QueuePolicy", "AWS::KMS::Key")
+            and resource.get("Condition") in (None, "IsHome" if home else "IsNotHome")
+        }
+        assert found == expected, "every role, queue policy and key policy of this stack is checked"
+        assert ("ForwardToHomeRole" in found) is not home
     assert _all_problems(TRANSLATED, parameters, REGIONS) == []
 
 
