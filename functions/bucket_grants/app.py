@@ -1,5 +1,8 @@
-"""Lambda entry point of the bucket grants capability. All logic lives in the rolewarden layer."""
+"""Lambda entry points of the bucket grants capability: ``lambda_handler`` for its event queue,
+``sweep_handler`` for its sweep queue (scheduled sweeps and their continuations). All logic lives in
+the rolewarden layer."""
 
 from rolewarden.runtime import make_handler
 
 lambda_handler = make_handler("bucket_grants")
+sweep_handler = make_handler("bucket_grants", sweep=True)

@@ -28,7 +28,7 @@ class _CfnLoader(yaml.SafeLoader):
 
 
 def _intrinsic(loader: yaml.SafeLoader, tag_suffix: str, node: yaml.Node) -> dict[str, Any]:
-    name = "Ref" if tag_suffix == "Ref" else f"Fn::{tag_suffix}"
+    name = tag_suffix if tag_suffix in ("Ref", "Condition") else f"Fn::{tag_suffix}"
     if isinstance(node, yaml.ScalarNode):
         value: Any = loader.construct_scalar(node)
         if tag_suffix == "GetAtt":
@@ -164,6 +164,8 @@ def _pin_schedules(stack: Stack) -> None:
     sends to play the schedule's part."""
     events = boto3.client("events")
     for logical_id in schedule_rules(stack.template):
+        if logical_id not in stack.resources:
+            continue  # its Condition is false in this stack (e.g. a global capability outside the home region)
         rule = events.describe_rule(Name=stack.physical(logical_id))
         events.put_rule(
             Name=rule["Name"],

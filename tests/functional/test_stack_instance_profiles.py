@@ -59,7 +59,7 @@ def test_scheduled_sweep_through_the_queue(deployed: tuple[st.Stack, Pipeline]) 
     w.create_profile("web-server")
     instances = w.run_instances(3, {"rolewarden:profile": "web"})
     fire_schedule(stack, "InstanceProfilesSweepRule")
-    pipeline.drain(["InstanceProfilesFunction"])
+    pipeline.drain(["InstanceProfilesFunction", "InstanceProfilesSweepFunction"])
     assert w.attached_profiles() == dict.fromkeys(instances, "web-server")
 
 

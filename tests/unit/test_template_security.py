@@ -15,6 +15,10 @@ from rwlocal.stack import load_template
 TEMPLATE = load_template()
 RESOURCES = TEMPLATE["Resources"]
 FUNCTIONS = sorted(k for k, v in RESOURCES.items() if v["Type"] == "AWS::Serverless::Function")
+#: The functions with their own (generated) execution role and policies; a sweep function uses its
+#: event function's role (Role: !GetAtt <EventFunction>Role.Arn).
+EVENT_FUNCTIONS = [f for f in FUNCTIONS if "Role" not in RESOURCES[f]["Properties"]]
+SWEEP_FUNCTIONS = [f for f in FUNCTIONS if f not in EVENT_FUNCTIONS]
 
 #: Actions AWS does not scope to resources: "*" is the only possible Resource for them.
 UNSCOPABLE = {
@@ -57,16 +61,29 @@ def statements(function: str) -> Iterator[dict[str, Any]]:
                 yield statement
 
 
-ALL = [(f, s) for f in FUNCTIONS for s in statements(f)]
+ALL = [(f, s) for f in EVENT_FUNCTIONS for s in statements(f)]
 IDS = [f"{f}:{s.get('Sid', '?')}" for f, s in ALL]
 
 
 def test_every_function_has_inline_least_privilege_statements() -> None:
-    assert FUNCTIONS == ["BucketGrantsFunction", "InstanceProfilesFunction", "RoleComplianceFunction"]
-    for function in FUNCTIONS:
+    assert EVENT_FUNCTIONS == ["BucketGrantsFunction", "InstanceProfilesFunction", "RoleComplianceFunction"]
+    for function in EVENT_FUNCTIONS:
         assert list(statements(function)), function
         policies = RESOURCES[function]["Properties"]["Policies"]
         assert not any(isinstance(p, str) for p in policies), "no managed or SAM policy templates"
+
+
+def test_each_sweep_function_runs_with_its_event_functions_role_and_nothing_more() -> None:
+    """A sweep function is the same capability's code on a longer timeout: no permission of its own."""
+    assert [f.replace("Function", "SweepFunction") for f in EVENT_FUNCTIONS] == SWEEP_FUNCTIONS
+    for sweep in SWEEP_FUNCTIONS:
+        props = RESOURCES[sweep]["Properties"]
+        event = sweep.replace("SweepFunction", "Function")
+        assert props["Role"] == {"Fn::GetAtt": [f"{event}Role", "Arn"]}
+        assert "Policies" not in props
+        assert props["CodeUri"] == RESOURCES[event]["Properties"]["CodeUri"]
+        assert props["Handler"] == "app.sweep_handler"
+        assert RESOURCES[sweep].get("Condition") == RESOURCES[event].get("Condition")
 
 
 @pytest.mark.parametrize(("function", "statement"), ALL, ids=IDS)
@@ -122,8 +139,11 @@ def test_rolewarden_cannot_change_its_own_roles() -> None:
     pattern = re.compile(TEMPLATE["Parameters"]["ManagedPath"]["AllowedPattern"])
     assert pattern.match("/rolewarden/") and pattern.match("/team/apps/")
     assert not pattern.match("/") and not pattern.match("/*/") and not pattern.match("rolewarden")
-    for function in FUNCTIONS:
+    for function in EVENT_FUNCTIONS:
         assert "Role" not in RESOURCES[function]["Properties"], "execution roles are generated, at path /"
+    for function in SWEEP_FUNCTIONS:
+        (role, _arn) = RESOURCES[function]["Properties"]["Role"]["Fn::GetAtt"]
+        assert role in {f"{f}Role" for f in EVENT_FUNCTIONS}, "a sweep function runs with a generated role"
 
 
 def test_sqs_targets_of_rules_are_only_this_stacks_rules() -> None:
@@ -131,6 +151,111 @@ def test_sqs_targets_of_rules_are_only_this_stacks_rules() -> None:
         if resource["Type"] != "AWS::SQS::QueuePolicy":
             continue
         (statement,) = resource["Properties"]["PolicyDocument"]["Statement"]
+        queues = {q["Ref"] for q in resource["Properties"]["Queues"]}
+        assert {r["Fn::GetAtt"][0] for r in _as_list(statement["Resource"])} == queues, logical_id
         assert statement["Principal"] == {"Service": "events.amazonaws.com"}
         assert _as_list(statement["Action"]) == ["sqs:SendMessage"]
         assert "${AWS::StackName}-" in _text(statement["Condition"]["ArnLike"]["aws:SourceArn"]), logical_id
+
+
+def test_findings_topic_uses_a_customer_key_that_alarms_and_rules_can_use() -> None:
+    """CloudWatch alarms cannot publish to a topic under alias/aws/sns (its policy cannot name them)."""
+    topic = RESOURCES["FindingsTopic"]["Properties"]
+    assert topic["KmsMasterKeyId"] == {"Fn::GetAtt": ["FindingsKey", "Arn"]}
+    key = RESOURCES["FindingsKey"]["Properties"]
+    assert key["EnableKeyRotation"] is True
+    by_sid = {s["Sid"]: s for s in key["KeyPolicy"]["Statement"]}
+    services = by_sid["AlarmsAndRulesPublishToTheTopic"]
+    assert set(_as_list(services["Principal"]["Service"])) == {"cloudwatch.amazonaws.com", "events.amazonaws.com"}
+    assert set(_as_list(services["Action"])) == {"kms:GenerateDataKey*", "kms:Decrypt"}
+    root = by_sid["AccountAdministersAndDelegatesThroughIam"]
+    assert _text(root["Principal"]["AWS"]).endswith(":root")
+    alarms = [k for k, v in RESOURCES.items() if v["Type"] == "AWS::CloudWatch::Alarm"]
+    assert alarms and all(RESOURCES[a]["Properties"]["AlarmActions"] == [{"Ref": "FindingsTopic"}] for a in alarms)
+    for function in FUNCTIONS:
+        publishes = [s for s in statements(function) if "sns:Publish" in _as_list(s["Action"])]
+        if not publishes:
+            continue
+        encrypt = [s for s in statements(function) if "kms:GenerateDataKey" in _as_list(s["Action"])]
+        assert [_text(r) for s in encrypt for r in _as_list(s["Resource"])] == ["<FindingsKey.Arn>"], function
+
+
+# -- retry timing, sweeps, home region -------------------------------------------------------------
+def _queue_of(function: str) -> str:
+    (event,) = RESOURCES[function]["Properties"]["Events"].values()
+    return str(event["Properties"]["Queue"]["Fn::GetAtt"][0])
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_visibility_timeout_is_at_least_six_times_the_function_timeout(function: str) -> None:
+    """AWS's guidance for SQS event sources; and a failed record comes back sooner by ChangeMessageVisibility."""
+    timeout = RESOURCES[function]["Properties"]["Timeout"]
+    queue = RESOURCES[_queue_of(function)]["Properties"]
+    assert queue["VisibilityTimeout"] >= 6 * timeout
+    assert "Timeout" not in TEMPLATE["Globals"]["Function"], "every function sizes its own timeout"
+    env = RESOURCES[function]["Properties"]["Environment"]["Variables"]
+    assert env["ROLEWARDEN_QUEUE_URL"] == {"Ref": _queue_of(function)}
+
+
+@pytest.mark.parametrize("function", EVENT_FUNCTIONS)
+def test_event_functions_fit_one_batch_and_sweeps_have_their_own_longer_invocation(function: str) -> None:
+    sweep = function.replace("Function", "SweepFunction")
+    assert RESOURCES[function]["Properties"]["Timeout"] <= 120
+    assert RESOURCES[sweep]["Properties"]["Timeout"] > RESOURCES[function]["Properties"]["Timeout"]
+    sweep_queue = _queue_of(sweep)
+    assert sweep_queue != _queue_of(function)
+    rule = RESOURCES[function.replace("Function", "SweepRule")]["Properties"]
+    assert "ScheduleExpression" in rule
+    assert [t["Arn"] for t in rule["Targets"]] == [{"Fn::GetAtt": [sweep_queue, "Arn"]}], (
+        "the schedule feeds sweeps only"
+    )
+
+
+@pytest.mark.parametrize("function", EVENT_FUNCTIONS)
+def test_queue_permissions_are_only_on_the_capabilitys_own_queues(function: str) -> None:
+    own = {_queue_of(function), _queue_of(function.replace("Function", "SweepFunction"))}
+    dlq = RESOURCES[_queue_of(function)]["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
+    for statement in statements(function):
+        actions = _as_list(statement["Action"])
+        if not any(a.startswith("sqs:") for a in actions):
+            continue
+        queues = {r["Fn::GetAtt"][0] for r in _as_list(statement["Resource"])}
+        if "sqs:ChangeMessageVisibility" in actions:
+            assert queues == own, statement["Sid"]
+        elif actions == ["sqs:SendMessage"]:
+            assert queues == {dlq}, statement["Sid"]
+        else:
+            assert queues == own - {_queue_of(function)}, statement["Sid"]
+
+
+GLOBAL_PREFIXES = ("BucketGrants", "RoleCompliance", "IamRoleChanges", "BucketTagCalls", "CircuitBreaker")
+
+
+def test_grants_and_compliance_exist_only_in_the_home_region() -> None:
+    for logical_id, resource in RESOURCES.items():
+        if logical_id.startswith(GLOBAL_PREFIXES):
+            assert resource.get("Condition") == "IsHome", logical_id
+        elif logical_id.startswith("ForwardToHome") or logical_id.endswith("ToHomeRule"):
+            assert resource.get("Condition") == "IsNotHome", logical_id
+        else:
+            assert "Condition" not in resource or resource["Condition"] == "HasAlarmEmail", logical_id
+
+
+def test_the_forwarding_role_may_only_put_events_on_the_home_bus() -> None:
+    role = RESOURCES["ForwardToHomeRole"]["Properties"]
+    (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "events.amazonaws.com"}
+    assert trust["Condition"] == {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}
+    ((statement,),) = [p["PolicyDocument"]["Statement"] for p in role["Policies"]]
+    assert _as_list(statement["Action"]) == ["events:PutEvents"]
+    assert (
+        _text(statement["Resource"]) == "arn:${AWS::Partition}:events:${HomeRegion}:${AWS::AccountId}:event-bus/default"
+    )
+    for rule in ("BucketEventsToHomeRule", "IamEventsToHomeRule"):
+        (target,) = RESOURCES[rule]["Properties"]["Targets"]
+        assert _text(target["Arn"]) == _text(statement["Resource"])
+        assert target["RoleArn"] == {"Fn::GetAtt": ["ForwardToHomeRole", "Arn"]}
+    assert (
+        RESOURCES["BucketEventsToHomeRule"]["Properties"]["EventPattern"]
+        == (RESOURCES["BucketTagCallsRule"]["Properties"]["EventPattern"])
+    )

@@ -6,6 +6,19 @@ retryable failure -> reported in batchItemFailures so SQS redelivers it, and on 
 receive sent to the DLQ with its reason; ok -> acknowledged. A bad record never holds back the
 good records of its batch.
 
+A failed record is made visible again after a short backoff by receive count
+(ChangeMessageVisibility on its receipt handle: ``min(cap, base * 2**(receive_count - 1))`` plus
+jitter), instead of waiting out the queue's visibility timeout; it reaches the DLQ after the redrive
+count as before.
+
+Sweeps run in invocations of their own (the ``sweep`` handler, fed by the capability's sweep queue,
+which the schedule rule targets): an event function hands a Scheduled Event on to the sweep queue.
+A sweep gets a time budget (the Lambda context's remaining time minus a margin, as ``Run.deadline``);
+when the capability's sweep stops on budget and returns ``Outcome(continuation=cursor)``, the runtime
+sends a continuation message (capability, sweep id, part number, cursor) to the sweep queue, and the
+next invocation resumes there (``Run.cursor``). A timeout never fails an event record, because events
+and sweeps never share an invocation.
+
 (Powertools' BatchProcessor handles records one at a time; RoleWarden reads AWS once per batch,
 so it builds the partial-batch response itself, in the shape Lambda expects.)
 """
@@ -14,6 +27,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,11 +37,63 @@ from rolewarden import capabilities
 from rolewarden.apply import Executor
 from rolewarden.capabilities.base import Outcome, Run
 from rolewarden.config import load_config
-from rolewarden.environment import self_role_arns
+from rolewarden.environment import number, outside_home_region, self_role_arns
 from rolewarden.errors import ConfigError, MalformedEvent
 from rolewarden.observe import Sink
-from rolewarden.sweeps import run_sweep_once
+from rolewarden.sweeps import part_key, run_sweep_once
 from rolewarden.triggers import SWEEP, Target, caller_role_arn, parse_envelope, route
+
+#: The key of a continuation message's body.
+CONTINUATION = "rolewarden-continuation"
+
+
+@dataclass(frozen=True)
+class Continuation:
+    """Where a sweep resumes: part ``part`` (2, 3, ...) of the sweep started by ``sweep_id``."""
+
+    capability: str
+    sweep_id: str
+    part: int
+    cursor: str
+
+    def body(self) -> str:
+        return json.dumps(
+            {
+                CONTINUATION: {
+                    "capability": self.capability,
+                    "sweep_id": self.sweep_id,
+                    "part": self.part,
+                    "cursor": self.cursor,
+                }
+            }
+        )
+
+
+def parse_continuation(data: Any, capability: str) -> Continuation | None:
+    """The continuation a message body carries; None when it is not one. Raises MalformedEvent."""
+    if not isinstance(data, dict) or CONTINUATION not in data:
+        return None
+    raw = data[CONTINUATION]
+    if not isinstance(raw, dict):
+        raise MalformedEvent(f"{CONTINUATION} must be an object")
+    cap, sweep_id, part, cursor = (raw.get(k) for k in ("capability", "sweep_id", "part", "cursor"))
+    if cap != capability:
+        raise MalformedEvent(f"a continuation of {cap!r} reached the {capability} sweep")
+    if not isinstance(sweep_id, str) or not sweep_id or len(sweep_id) > 256:
+        raise MalformedEvent("continuation sweep_id must be a non-empty string")
+    if not isinstance(part, int) or isinstance(part, bool) or part < 2:
+        raise MalformedEvent("continuation part must be an integer >= 2")
+    if not isinstance(cursor, str) or not cursor or len(cursor) > 200_000:
+        raise MalformedEvent("continuation cursor must be a non-empty string")
+    return Continuation(cap, sweep_id, part, cursor)
+
+
+def retry_delay(receive_count: int, *, base: float, cap: float, jitter: float) -> int:
+    """Seconds until a failed record is retried: exponential by receive count, capped, plus jitter in
+    [0, base) (``jitter`` in [0, 1)) so records that failed together do not come back together."""
+    exponent = max(0, min(receive_count - 1, 30))
+    delay = min(cap, base * 2**exponent) + jitter * base
+    return max(1, min(int(delay), 43_200))  # SQS allows 0 to 12 hours
 
 
 @dataclass
@@ -39,6 +105,8 @@ class RecordIn:
     targets: list[Target] = field(default_factory=list)
     error: str = ""
     self_caused: bool = False
+    receipt_handle: str | None = None
+    continuation: Continuation | None = None
 
 
 def _records(event: Any, capability: str) -> tuple[list[RecordIn], bool]:
@@ -50,7 +118,13 @@ def _records(event: Any, capability: str) -> tuple[list[RecordIn], bool]:
             body = raw.get("body", "") if isinstance(raw, dict) else ""
             attrs = raw.get("attributes", {}) if isinstance(raw, dict) else {}
             count = int(attrs.get("ApproximateReceiveCount", "1") or 1) if isinstance(attrs, dict) else 1
-            record = RecordIn(message_id=str(message_id) if message_id else None, body=str(body), receive_count=count)
+            handle = raw.get("receiptHandle") if isinstance(raw, dict) else None
+            record = RecordIn(
+                message_id=str(message_id) if message_id else None,
+                body=str(body),
+                receive_count=count,
+                receipt_handle=str(handle) if handle else None,
+            )
             _route(record, capability)
             out.append(record)
         return out, True
@@ -66,6 +140,12 @@ def _route(record: RecordIn, capability: str, parsed: Any = None) -> None:
                 parsed = json.loads(record.body)
             except ValueError as exc:
                 raise MalformedEvent(f"the body is not JSON: {exc}") from exc
+        continuation = parse_continuation(parsed, capability)
+        if continuation is not None:
+            record.continuation = continuation
+            record.event_id = continuation.sweep_id
+            record.targets = [SWEEP]
+            return
         envelope = parse_envelope(parsed)
         record.event_id = envelope.id
         caller = caller_role_arn(envelope)
@@ -79,12 +159,16 @@ def _route(record: RecordIn, capability: str, parsed: Any = None) -> None:
 
 
 class Handler:
-    """The callable behind ``functions/<name>/app.py``'s ``lambda_handler``."""
+    """The callable behind ``functions/<name>/app.py``'s ``lambda_handler`` (``sweep=False``) and
+    ``sweep_handler`` (``sweep=True``)."""
 
-    def __init__(self, capability: str, sink_factory: Callable[[], Sink] | None = None) -> None:
+    def __init__(self, capability: str, sink_factory: Callable[[], Sink] | None = None, *, sweep: bool = False) -> None:
         self.capability = capability
+        self.sweep = sweep
         self.sink_factory = sink_factory or Sink
         self.sleep: Callable[[float], None] = time.sleep
+        self.clock: Callable[[], float] = time.monotonic
+        self.random: Callable[[], float] = random.random
         self.last_sink: Sink | None = None
         self.context: Any = None
 
@@ -96,6 +180,9 @@ class Handler:
 
     def handle(self, event: Any, sink: Sink) -> dict[str, Any]:
         records, is_batch = _records(event, self.capability)
+        refusal = outside_home_region(self.capability)
+        if refusal is not None:
+            return self._refuse_everything(records, is_batch, refusal, sink)
         config = load_config()  # ConfigError propagates: nothing acts on a bad config
         trigger = ",".join(sorted({r.event_id for r in records if r.event_id}))[:512]
         executor = Executor(
@@ -105,7 +192,7 @@ class Handler:
             trigger=trigger,
             propagation_budget=float(os.environ.get("ROLEWARDEN_PROPAGATION_WAIT", "30")),
         )
-        run = Run(config=config, sink=sink, executor=executor, trigger=trigger)
+        run = Run(config=config, sink=sink, executor=executor, trigger=trigger, clock=self.clock)
 
         good = [r for r in records if not r.error]
         targets = list(dict.fromkeys(t for r in good for t in r.targets))
@@ -114,16 +201,7 @@ class Handler:
         capability = capabilities.get(self.capability)
         resources = [t for t in targets if t.kind != "sweep"]
         outcomes = capability.reconcile(run, resources) if resources else {}
-        sweep_events = [r.event_id for r in good if SWEEP in r.targets]
-        if sweep_events:
-            # several Scheduled Events in one batch need one sweep; it runs once per event id
-            outcomes[SWEEP] = run_sweep_once(
-                self.capability,
-                sweep_events[0],
-                lambda: capability.reconcile(run, [SWEEP]).get(SWEEP, Outcome()),
-                sink,
-                self.context,
-            )
+        sweep_outcomes = self._sweeps([r for r in good if SWEEP in r.targets], run, capability, sink)
 
         failures: list[dict[str, str]] = []
         summary = {"records": len(records), "targets": len(targets), "failed": 0, "dead_lettered": 0}
@@ -158,7 +236,11 @@ class Handler:
                 )
                 outcome = Outcome()
             else:
-                outcome = Outcome.worst([outcomes.get(t, Outcome()) for t in record.targets])
+                outcome = Outcome.worst(
+                    [sweep_outcomes[id(record)] if t == SWEEP else outcomes.get(t, Outcome()) for t in record.targets]
+                )
+                if SWEEP in record.targets:
+                    outcomes[SWEEP] = outcome
             if outcome.status == "ok":
                 continue
             summary["failed"] += 1
@@ -168,6 +250,7 @@ class Handler:
                 summary["dead_lettered"] += 1
             else:
                 failures.append({"itemIdentifier": record.message_id or ""})
+                self._retry_soon(record, sink)
         self._publish(sink, trigger)
         sink.log(
             "INFO",
@@ -188,6 +271,131 @@ class Handler:
                 )
                 raise RuntimeError(f"{summary['failed']} event failed: {reasons}")
             return summary
+        return {"batchItemFailures": failures}
+
+    # -- sweeps -----------------------------------------------------------------------------------
+    def _sweeps(self, records: list[RecordIn], run: Run, capability: Any, sink: Sink) -> dict[int, Outcome]:
+        """The outcome of each sweep record (by ``id(record)``): handed on to the sweep queue by an event
+        function, run part by part by a sweep function (or inline where no sweep queue is configured)."""
+        out: dict[int, Outcome] = {}
+        sweep_queue = os.environ.get("ROLEWARDEN_SWEEP_QUEUE_URL", "")
+        done: dict[str, Outcome] = {}
+        for record in records:
+            if not self.sweep and sweep_queue and record.continuation is None:
+                out[id(record)] = self._hand_on(record, sweep_queue, sink)
+                continue
+            part = record.continuation.part if record.continuation else 1
+            key = part_key(record.event_id, part)
+            if key not in done:  # several deliveries of one part in a batch: one run
+                done[key] = self._sweep_part(record, part, key, run, capability, sink, sweep_queue)
+            out[id(record)] = done[key]
+        return out
+
+    def _hand_on(self, record: RecordIn, sweep_queue: str, sink: Sink) -> Outcome:
+        """An event function never sweeps: the Scheduled Event goes to the sweep function's queue."""
+        from rolewarden.aws import sqs
+
+        try:
+            sqs.send(sweep_queue, record.body)
+        except Exception as exc:  # noqa: BLE001 - any failure: the record is retried, nothing is lost
+            return Outcome("retry", f"could not hand the sweep on to the sweep queue: {exc}")
+        sink.log("INFO", "sweep handed on to the sweep queue", event_id=record.event_id, capability=self.capability)
+        return Outcome()
+
+    def _budget(self) -> float | None:
+        """Seconds this invocation may sweep: the context's remaining time minus a margin (for the
+        continuation message, the findings and the response). None: unbounded (no Lambda context)."""
+        remaining = getattr(self.context, "get_remaining_time_in_millis", None)
+        if remaining is None:
+            return None
+        seconds = float(remaining()) / 1000
+        margin = number("ROLEWARDEN_SWEEP_MARGIN", 30.0)
+        return max(0.0, seconds - min(margin, seconds / 2))
+
+    def _sweep_part(
+        self, record: RecordIn, part: int, key: str, run: Run, capability: Any, sink: Sink, sweep_queue: str
+    ) -> Outcome:
+        max_parts = int(number("ROLEWARDEN_SWEEP_MAX_PARTS", 200))
+        if part > max_parts:
+            sink.metric("SweepsAbandoned")
+            return Outcome("dead", f"sweep {record.event_id} is still unfinished after {max_parts} parts")
+        cursor = record.continuation.cursor if record.continuation else None
+
+        def one_part() -> Outcome:
+            budget = self._budget()
+            run.deadline = None if budget is None else run.clock() + budget
+            run.cursor = cursor
+            try:
+                outcome = capability.reconcile(run, [SWEEP]).get(SWEEP, Outcome())
+            finally:
+                run.deadline, run.cursor = None, None
+            if outcome.status != "ok" or outcome.continuation is None:
+                if outcome.status == "ok" and part > 1:
+                    sink.log("INFO", f"sweep {record.event_id} done in {part} parts", capability=self.capability)
+                return outcome
+            if outcome.continuation == cursor:
+                sink.metric("SweepsAbandoned")
+                return Outcome("dead", f"sweep {record.event_id} part {part} made no progress from its cursor")
+            if not sweep_queue:
+                return Outcome("retry", "the sweep spent its budget and no sweep queue is configured to continue it")
+            follow = Continuation(self.capability, record.event_id, part + 1, outcome.continuation)
+            from rolewarden.aws import sqs
+
+            try:
+                sqs.send(sweep_queue, follow.body())
+            except Exception as exc:  # noqa: BLE001 - the part is not recorded as done, and is retried
+                return Outcome("retry", f"could not queue the continuation of sweep {record.event_id}: {exc}")
+            sink.log(
+                "INFO",
+                f"sweep {record.event_id} part {part} spent its budget; part {part + 1} queued",
+                capability=self.capability,
+                sweep_id=record.event_id,
+                part=part,
+            )
+            sink.metric("SweepContinued")
+            return outcome
+
+        return run_sweep_once(self.capability, key, one_part, sink, self.context)
+
+    # -- failures ---------------------------------------------------------------------------------
+    def _retry_soon(self, record: RecordIn, sink: Sink) -> None:
+        """Bring a failed record back after a short backoff instead of the queue's visibility timeout."""
+        queue_url = os.environ.get("ROLEWARDEN_QUEUE_URL")
+        if not queue_url or not record.receipt_handle:
+            return
+        delay = retry_delay(
+            record.receive_count,
+            base=number("ROLEWARDEN_RETRY_BASE", 5.0),
+            cap=number("ROLEWARDEN_RETRY_CAP", 300.0),
+            jitter=self.random(),
+        )
+        from rolewarden.aws import sqs
+
+        try:
+            sqs.retry_in(queue_url, record.receipt_handle, delay)
+        except Exception as exc:  # noqa: BLE001 - the record still comes back, after the queue's visibility timeout
+            sink.log("WARNING", f"could not shorten the retry delay: {exc}", message_id=record.message_id)
+            return
+        sink.log(
+            "INFO",
+            f"record retried in {delay} s",
+            message_id=record.message_id,
+            receive_count=record.receive_count,
+            retry_in=delay,
+            capability=self.capability,
+        )
+
+    def _refuse_everything(self, records: list[RecordIn], is_batch: bool, reason: str, sink: Sink) -> dict[str, Any]:
+        """Outside the home region a global capability writes nothing: every record goes to the DLQ with
+        the reason (nothing is lost; the DLQ alarm says the stack is misconfigured)."""
+        sink.log("ERROR", reason, capability=self.capability)
+        sink.metric("RefusedOutsideHomeRegion", len(records))
+        if not is_batch:
+            raise ConfigError(reason)
+        failures = []
+        for record in records:
+            if not self._dead_letter(record, Outcome("dead", reason), sink):
+                failures.append({"itemIdentifier": record.message_id or ""})
         return {"batchItemFailures": failures}
 
     def _publish(self, sink: Sink, trigger: str) -> None:
@@ -235,11 +443,12 @@ class Handler:
         return True
 
 
-def make_handler(capability: str) -> Callable[[Any, Any], dict[str, Any]]:
-    """Build the Lambda entry point with Powertools logging (correlation id = event id) and metrics."""
+def make_handler(capability: str, *, sweep: bool = False) -> Callable[[Any, Any], dict[str, Any]]:
+    """Build the Lambda entry point with Powertools logging (correlation id = event id) and metrics:
+    the event function's (``sweep=False``) or the sweep function's."""
     from rolewarden.powertools import wrap
 
-    handler = Handler(capability)
+    handler = Handler(capability, sweep=sweep)
     return wrap(handler, capability)
 
 

@@ -7,6 +7,12 @@ runs it once; a concurrent duplicate gets ``IdempotencyAlreadyInProgressError`` 
 when it finds the sweep done. Per-instance, per-bucket and per-role events are not deduplicated this
 way: their handling converges by re-reading state, and a duplicate costs one batched read, less than
 the two DynamoDB calls per record idempotency would add.
+
+A sweep that spends its time budget continues in a new invocation from a continuation message (see
+``rolewarden.runtime``). Each part has its own key, ``<scheduled event id>`` for the first and
+``<scheduled event id>#part-<n>`` for the next ones: a redelivered part is skipped like a duplicate
+sweep, while the continuation of a finished part is new work, not a duplicate. The continuation of a
+part is sent inside its idempotent run, so a part is recorded done only once its continuation is queued.
 """
 
 from __future__ import annotations
@@ -28,9 +34,16 @@ class _SweepFailed(Exception):
         self.outcome = outcome
 
 
+def part_key(sweep_id: str, part: int) -> str:
+    """The idempotency key of one part of a sweep (the first part keeps the Scheduled Event's id)."""
+    return sweep_id if part <= 1 else f"{sweep_id}#part-{part}"
+
+
 def run_sweep_once(
     capability: str, event_id: str, sweep: Callable[[], Outcome], sink: Sink, context: Any = None
 ) -> Outcome:
+    """Run ``sweep`` once per ``event_id`` (a part key); its ok outcome (with its continuation, if any)
+    is what this call returns, and a duplicate returns a plain ok."""
     table = os.environ.get("ROLEWARDEN_TABLE")
     if not table or not event_id:
         return sweep()
@@ -55,12 +68,12 @@ def run_sweep_once(
     )
     if context is not None and hasattr(context, "get_remaining_time_in_millis"):
         config.register_lambda_context(context)
-    ran: list[bool] = []
+    ran: list[Outcome] = []
 
     @idempotent_function(data_keyword_argument="scheduled_event", persistence_store=persistence, config=config)
     def once(scheduled_event: dict[str, str]) -> dict[str, str]:
-        ran.append(True)
         outcome = sweep()
+        ran.append(outcome)
         if outcome.status != "ok":
             raise _SweepFailed(outcome)  # not stored: a later delivery runs the sweep again
         return {"status": "ok"}
@@ -75,4 +88,5 @@ def run_sweep_once(
     if not ran:
         sink.log("INFO", f"sweep {event_id} already done; duplicate delivery skipped", capability=capability)
         sink.metric("DuplicateSweepsSkipped")
-    return Outcome()
+        return Outcome()
+    return ran[0]

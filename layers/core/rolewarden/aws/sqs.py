@@ -1,4 +1,5 @@
-"""SQS: the dead-letter send that carries a record's reason."""
+"""SQS: the dead-letter send that carries a record's reason, a failed record's retry delay, and the
+continuation message of a sweep that spent its time budget."""
 
 from __future__ import annotations
 
@@ -18,3 +19,13 @@ def send_dead_letter(
             "rolewarden-message-id": {"DataType": "String", "StringValue": message_id},
         },
     )
+
+
+def retry_in(queue_url: str, receipt_handle: str, seconds: int) -> None:
+    """Make a failed record visible again in ``seconds`` (instead of the queue's visibility timeout)."""
+    client("sqs").change_message_visibility(QueueUrl=queue_url, ReceiptHandle=receipt_handle, VisibilityTimeout=seconds)
+
+
+def send(queue_url: str, body: str) -> None:
+    """One message (a continuation, or a Scheduled Event handed on to the sweep queue)."""
+    client("sqs").send_message(QueueUrl=queue_url, MessageBody=body)
