@@ -332,7 +332,7 @@ def _apply_instance_profile(ex: Executor, action: CreateInstanceProfile) -> dict
             raise
     return {
         "instance_profile": action.profile_path + action.profile_name,
-        "created": created,
+        "profile_created": created,
         "rules": list(action.rules),
     }
 
