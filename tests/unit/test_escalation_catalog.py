@@ -34,3 +34,15 @@ def test_every_passrole_path_names_a_service_principal_and_a_service_action() ->
         if path.category == "passrole-code":
             assert path.principals and all(p.endswith(".amazonaws.com") for p in path.principals), path.id
             assert any(a != "iam:PassRole" for a in path.actions), path.id
+
+
+def test_the_readme_lists_every_path_by_category() -> None:
+    """The README's escalation table is the operator's view of the table: it cannot fall behind."""
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    rows = {
+        line.split("|")[1].strip(" `"): line for line in readme.splitlines() if line.startswith("| `") and "` |" in line
+    }
+    for path in PATHS:
+        assert f"`{path.id}` " in rows.get(path.category, ""), f"{path.id} missing from the README row {path.category}"

@@ -169,3 +169,9 @@ def test_instance_profile_decision(trust: Any, profiles: tuple[str, ...] | None,
     assert bool(made) is planned
     if planned:
         assert (made[0].profile_name, made[0].profile_path, made[0].scope) == ("web", "/rolewarden/", "/rolewarden/")
+
+
+def test_a_deny_on_the_role_itself_closes_the_self_path_even_under_a_broad_allow() -> None:
+    own = f"arn:aws:iam::{ACCOUNT}:role/rolewarden/app"
+    found = judge({"a": doc(allow("iam:PutRolePolicy"), {"Effect": "Deny", "Action": "iam:*", "Resource": own})})
+    assert "iam-005" not in paths_of(found)

@@ -620,6 +620,8 @@ class RoleGrants:
             if not all(by_type):
                 return ()
             return tuple(g for g in candidates if any(g in found for found in by_type))
+        if need.scope == "self" and self.denied(need.action, self.role_arn):
+            return ()  # the role itself is out of reach; other roles are the pair paths' business
         chosen = [g for g in candidates if _broad(g.statement)]
         targets: tuple[str, ...] = ()
         if need.scope == "self":

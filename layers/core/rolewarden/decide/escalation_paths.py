@@ -686,10 +686,10 @@ PATHS: tuple[EscalationPath, ...] = (
     ),
     _existing(
         "autoscaling-update",
-        "point any Auto Scaling group at another launch template",
-        ("pmapper:autoscaling",),
-        _key("autoscaling:UpdateAutoScalingGroup"),
-        "ec2:CreateLaunchTemplate",
+        "new version of a launch template (its profile kept), an Auto Scaling group switched to it",
+        ("rolewarden",),
+        _key("ec2:CreateLaunchTemplateVersion"),
+        "autoscaling:UpdateAutoScalingGroup",
     ),
     _existing(
         "ec2-003",
