@@ -27,7 +27,15 @@ from typing import Any
 from bench.common import ROOT, Context, Result, configure_moto, speed_up_moto, versions
 from rwlocal.server import ROLEWARDEN_ENV
 
-ORDER = ("policy_capacity", "cold_start", "launch_burst", "sweep_vs_custodian", "role_sweep", "bucket_change")
+ORDER = (
+    "policy_capacity",
+    "cold_start",
+    "launch_burst",
+    "sweep_vs_custodian",
+    "role_sweep",
+    "bucket_change",
+    "escalation_detection",
+)
 #: command-line flag -> (scenario, keyword of its run())
 SIZE_FLAGS = {
     "existing": ("launch_burst", "existing", "instances already in the account (launch_burst)"),
@@ -41,6 +49,7 @@ SIZE_FLAGS = {
     "factor": ("bucket_change", "factor", "growth factor of the bucket count (bucket_change)"),
     "cold_runs": ("cold_start", "runs", "runs per median (cold_start)"),
     "max_buckets": ("policy_capacity", "max_buckets", "search ceiling (policy_capacity)"),
+    "escalation_cases": ("escalation_detection", "cases", "corpus cases, 0 for all (escalation_detection)"),
 }
 _ENV_TO_CLEAR = (*ROLEWARDEN_ENV, "AWS_PROFILE")
 

@@ -32,7 +32,7 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any
         "bench.run",
         "--small",
         "--scenarios",
-        "policy_capacity,launch_burst,role_sweep,bucket_change",
+        "policy_capacity,launch_burst,role_sweep,bucket_change,escalation_detection",
         "--existing",
         "100",
         "--launches",
@@ -43,6 +43,8 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any
         str(BUCKETS),
         "--bucket-roles",
         "10",
+        "--escalation-cases",
+        "80",
         "--out",
         str(out / "results.json"),
         "--workdir",
@@ -56,7 +58,7 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any
 
 
 def test_every_scenario_ran(results: dict[str, dict[str, Any]]) -> None:
-    assert set(results) == {"policy_capacity", "launch_burst", "role_sweep", "bucket_change"}
+    assert set(results) == {"policy_capacity", "launch_burst", "role_sweep", "bucket_change", "escalation_detection"}
     for name, scenario in results.items():
         assert scenario["status"] == "ok", (name, scenario["reason"], scenario["notes"])
         assert scenario["sizes"] and scenario["versions"]
@@ -99,3 +101,14 @@ def test_bucket_change_costs_the_same_with_ten_times_the_buckets(results: dict[s
 
 def test_policy_capacity_within_iams_ten_policies(results: dict[str, dict[str, Any]]) -> None:
     assert results["policy_capacity"]["figures"]["buckets_at_10_policies"] >= 400
+
+
+def test_escalation_detection_compares_rolewarden_and_cloudsplaining_on_the_same_cases(
+    results: dict[str, dict[str, Any]],
+) -> None:
+    """At the small size every control is kept: no false positive is allowed, and both tools judged them."""
+    figures = results["escalation_detection"]["figures"]
+    assert figures["cases"] == 80 and figures["controls"] >= 30
+    assert figures["rolewarden_false_positives"] == 0
+    assert figures["rolewarden_recall"] >= 0.97
+    assert 0 <= figures["cloudsplaining_recall"] < figures["rolewarden_recall"]

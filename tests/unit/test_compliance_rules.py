@@ -297,8 +297,8 @@ def test_no_admin_access_detaches_aws_managed_admin_but_not_readonly_or_grant_po
 # ------------------------------------------------------------------ no-privilege-escalation
 LAMBDA_PASS = allow("iam:PassRole", Condition={"StringEquals": {"iam:PassedToService": "lambda.amazonaws.com"}})
 ESCALATION_CASES = [
-    (doc(allow("iam:PassRole")), True),
-    (doc(allow("IAM:passrole")), True),
+    (doc(allow("iam:PassRole")), False),  # no service action that could use the passed role
+    (doc(allow("IAM:passrole"), allow("EC2:RUNINSTANCES")), True),
     (doc(allow("iam:*")), True),
     (doc(allow("iam:Put*")), True),
     (doc(allow("iam:Attach*")), True),
@@ -312,9 +312,21 @@ ESCALATION_CASES = [
     (doc(allow("sts:AssumeRole")), True),
     (doc(allow("sts:*")), True),
     (doc({"Effect": "Allow", "NotAction": "s3:*", "Resource": f"arn:aws:iam::{ACCOUNT}:role/*"}), True),
-    (doc(allow("iam:PassRole", Condition={"StringEquals": {"aws:RequestedRegion": "eu-west-1"}})), True),
+    (
+        doc(
+            allow("iam:PassRole", Condition={"StringEquals": {"aws:RequestedRegion": "eu-west-1"}}),
+            allow("ec2:RunInstances"),
+        ),
+        True,
+    ),
     (doc(LAMBDA_PASS, allow(["lambda:CreateFunction", "lambda:InvokeFunction"])), True),
-    (doc(allow("iam:PassRole", Condition={"StringLike": {"iam:PassedToService": "*"}}), allow("glue:CreateJob")), True),
+    (
+        doc(
+            allow("iam:PassRole", Condition={"StringLike": {"iam:PassedToService": "*"}}),
+            allow(["glue:CreateJob", "glue:StartJobRun"]),
+        ),
+        True,
+    ),
     (
         doc(
             allow("iam:PassRole", Condition={"StringEquals": {"iam:PassedToService": ["ec2.amazonaws.com"]}}),
@@ -334,7 +346,7 @@ ESCALATION_CASES = [
     (
         doc(
             allow("iam:PassRole", Condition={"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}}),
-            allow("lambda:*"),
+            allow(["lambda:CreateFunction", "lambda:InvokeFunction"]),
         ),
         False,
     ),
@@ -395,11 +407,22 @@ def test_chain_remedy_removes_only_the_passrole_statement() -> None:
 
 def test_chain_is_found_across_policies_of_the_role() -> None:
     lambda_policy = f"arn:aws:iam::{ACCOUNT}:policy/lambda-dev"
-    policies = {**POLICIES, lambda_policy: managed(lambda_policy, doc(allow(["lambda:*"])))}
+    policies = {
+        **POLICIES,
+        lambda_policy: managed(lambda_policy, doc(allow(["lambda:CreateFunction", "lambda:InvokeFunction"]))),
+    }
     view = role(inline={"pass": doc(LAMBDA_PASS)}, attached=(lambda_policy,))
     rule = c.registered_rules()["no-privilege-escalation"]
     found = rule.evaluate(view, c.RuleContext(config(), policies))
     assert [v.remedy.policy for v in found] == ["pass"]
+    assert [p["id"] for p in found[0].details["paths"]] == ["lambda-001"]
+
+
+def test_lambda_wildcard_is_an_existing_compute_escalation_of_its_own() -> None:
+    """lambda:* includes UpdateFunctionCode: the code of any function, whatever its role, is the caller's."""
+    found = violations("no-privilege-escalation", role(inline={"p": doc(allow("lambda:*"))}))
+    ids = {p["id"] for v in found for p in v.details["paths"]}
+    assert {"lambda-003", "lambda-configuration"} <= ids
 
 
 # ------------------------------------------------------------------ trust-ec2-only

@@ -111,18 +111,20 @@ def test_iam_writes_only_on_the_managed_path(function: str, statement: dict[str,
         return
     for resource in _as_list(statement["Resource"]):
         text = _text(resource)
-        assert re.search(r":(role|policy)\$\{ManagedPath\}", text), f"{function}: {writes} on {text}"
+        assert re.search(r":(role|policy|instance-profile)\$\{ManagedPath\}", text), f"{function}: {writes} on {text}"
 
 
 def test_pass_role_only_for_managed_roles_and_only_to_ec2() -> None:
+    """The profiles function associates profiles with instances; the compliance function adds a managed
+    role to its own new instance profile (AddRoleToInstanceProfile requires PassRole on the role)."""
     passing = [(f, s) for f, s in ALL if "iam:PassRole" in _as_list(s["Action"])]
-    assert [f for f, _ in passing] == ["InstanceProfilesFunction"]
-    ((_, statement),) = passing
-    assert _as_list(statement["Action"]) == ["iam:PassRole"]
-    assert [_text(r) for r in _as_list(statement["Resource"])] == [
-        "arn:${AWS::Partition}:iam::${AWS::AccountId}:role${ManagedPath}*"
-    ]
-    assert statement["Condition"] == {"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}}
+    assert [f for f, _ in passing] == ["InstanceProfilesFunction", "RoleComplianceFunction"]
+    for _function, statement in passing:
+        assert _as_list(statement["Action"]) == ["iam:PassRole"]
+        assert [_text(r) for r in _as_list(statement["Resource"])] == [
+            "arn:${AWS::Partition}:iam::${AWS::AccountId}:role${ManagedPath}*"
+        ]
+        assert statement["Condition"] == {"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}}
 
 
 def test_attach_is_limited_to_rolewardens_own_grant_policies() -> None:

@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator, model_validator
 
+from rolewarden.decide.escalation_paths import CATEGORIES, PATH_IDS
 from rolewarden.errors import ConfigError
 
 #: A managed path: "/"-separated IAM name characters. Stricter than IAM's own grammar on purpose: the
@@ -47,6 +48,7 @@ COMPLIANCE_RULE_IDS = (
     "no-inline-policies",
     "managed-policy-allowlist",
     "grant-policy-drift",
+    "ec2-instance-profile",
 )
 _DEFAULT_RULE_MODES: dict[str, RuleMode] = {
     "no-admin-access": "enforce",
@@ -56,6 +58,8 @@ _DEFAULT_RULE_MODES: dict[str, RuleMode] = {
     "no-inline-policies": "report",
     "managed-policy-allowlist": "report",
     "grant-policy-drift": "enforce",
+    # Off by default: it creates IAM resources (instance profiles), a new kind of write an operator opts into.
+    "ec2-instance-profile": "off",
 }
 
 
@@ -142,6 +146,60 @@ DEPRECATED_LIMIT_MESSAGE = (
 )
 
 
+class EscalationExemption(_Strict):
+    """Paths (ids or whole categories) that ``no-privilege-escalation`` does not report for some roles."""
+
+    roles: list[str] = Field(min_length=1)  # role names; shell-style patterns (app-*) allowed
+    paths: list[str] = Field(min_length=1)  # path ids (ssm-002) or categories (existing-compute)
+    reason: str = Field(min_length=1, max_length=500)
+
+    @field_validator("roles")
+    @classmethod
+    def _roles(cls, value: list[str]) -> list[str]:
+        for pattern in value:
+            if not re.fullmatch(r"[\w+=,.@*?-]{1,64}", pattern, re.ASCII) or pattern.strip("*?") == "":
+                raise ValueError(
+                    f"{pattern!r} is not a role name or a pattern naming some roles (a bare '*' exempts all)"
+                )
+        return value
+
+    @field_validator("paths")
+    @classmethod
+    def _paths(cls, value: list[str]) -> list[str]:
+        unknown = sorted(set(value) - set(PATH_IDS) - set(CATEGORIES))
+        if unknown:
+            raise ValueError(
+                f"unknown escalation path(s) or categories {unknown}; categories: {list(CATEGORIES)}; "
+                "path ids: see the README's escalation paths table"
+            )
+        return value
+
+
+class Escalation(_Strict):
+    """Settings of ``no-privilege-escalation``: a mode per path category (the stricter of it and the rule's
+    mode applies) and exemptions."""
+
+    categories: dict[str, RuleMode] = Field(default_factory=dict)
+    exemptions: list[EscalationExemption] = Field(default_factory=list)
+
+    @field_validator("categories")
+    @classmethod
+    def _categories(cls, value: dict[str, RuleMode]) -> dict[str, RuleMode]:
+        unknown = sorted(set(value) - set(CATEGORIES))
+        if unknown:
+            raise ValueError(f"unknown escalation categories {unknown}; known: {list(CATEGORIES)}")
+        return value
+
+    def category_mode(self, category: str) -> RuleMode:
+        return self.categories.get(category, "enforce")
+
+    def exempt(self, role: str, path_id: str, category: str) -> bool:
+        return any(
+            (path_id in e.paths or category in e.paths) and any(fnmatch.fnmatchcase(role, p) for p in e.roles)
+            for e in self.exemptions
+        )
+
+
 class Compliance(_Strict):
     permissions_boundary: str | None = None
     allowed_managed_policies: list[str] = Field(default_factory=list)
@@ -150,6 +208,7 @@ class Compliance(_Strict):
     #: Deprecated: read as ``circuit_breaker.max_remediations`` (see ``deprecations``).
     max_remediations_per_run: Annotated[int, Field(ge=0, le=10_000)] | None = None
     rules: dict[str, RuleMode] = Field(default_factory=lambda: dict(_DEFAULT_RULE_MODES))
+    escalation: Escalation = Field(default_factory=Escalation)
 
     @model_validator(mode="after")
     def _deprecated_limit(self) -> Compliance:

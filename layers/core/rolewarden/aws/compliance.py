@@ -30,6 +30,7 @@ from rolewarden.aws.errors import classify, code_of, raise_instead
 from rolewarden.decide.compliance import (
     SERVICE_LINKED_PATH,
     AttachedPolicy,
+    CreateInstanceProfile,
     DeleteInlinePolicy,
     DetachManagedPolicy,
     ManagedPolicyView,
@@ -95,6 +96,7 @@ def sweep() -> tuple[dict[str, RoleView], dict[str, ManagedPolicyView], int]:
                         AttachedPolicy(p["PolicyArn"], p["PolicyName"]) for p in raw.get("AttachedManagedPolicies", [])
                     ),
                     inline={p["PolicyName"]: load_document(p["PolicyDocument"]) for p in raw.get("RolePolicyList", [])},
+                    instance_profiles=tuple(p["InstanceProfileName"] for p in raw.get("InstanceProfileList", [])),
                 )
                 roles[role.name] = role
             for raw in page.get("Policies", []):
@@ -142,8 +144,9 @@ def get_role(name: str) -> RoleView | None:
     )
 
 
-def complete_role(role: RoleView) -> RoleView | None:
-    """The role with its attached and inline policies read (None when it vanished meanwhile)."""
+def complete_role(role: RoleView, with_profiles: bool = False) -> RoleView | None:
+    """The role with its attached and inline policies read (None when it vanished meanwhile); with
+    ``with_profiles``, also the instance profiles that hold it (ListInstanceProfilesForRole, one call)."""
     iam = client("iam")
     name = role.name
     try:
@@ -163,13 +166,19 @@ def complete_role(role: RoleView) -> RoleView | None:
         for policy_name in names:
             raw = iam.get_role_policy(RoleName=name, PolicyName=policy_name)
             inline[policy_name] = load_document(raw["PolicyDocument"])
+        profiles: tuple[str, ...] | None = None
+        if with_profiles:
+            found: list[str] = []
+            for page in iam.get_paginator("list_instance_profiles_for_role").paginate(RoleName=name):
+                found.extend(p["InstanceProfileName"] for p in page["InstanceProfiles"])
+            profiles = tuple(found)
     except ClientError as exc:
         if code_of(exc) == "NoSuchEntity":
             return None  # deleted between reads; a later event or the sweep sees the new state
         raise classify(exc, f"reading the policies of role {name}") from exc
     except BotoCoreError as exc:
         raise classify(exc, f"reading the policies of role {name}") from exc
-    return RoleView(role.name, role.arn, role.path, role.trust, role.boundary, tuple(attached), inline)
+    return RoleView(role.name, role.arn, role.path, role.trust, role.boundary, tuple(attached), inline, profiles)
 
 
 def read_policies(arns: Iterable[str]) -> dict[str, ManagedPolicyView]:
@@ -291,7 +300,51 @@ def _apply_boundary(ex: Executor, action: PutBoundary) -> dict[str, Any]:
     return {"boundary": action.boundary_arn, "rules": list(action.rules)}
 
 
-for _action_type in (DetachManagedPolicy, RewriteInlinePolicy, DeleteInlinePolicy, ReplaceTrustPolicy, PutBoundary):
+@handles(CreateInstanceProfile)
+def _apply_instance_profile(ex: Executor, action: CreateInstanceProfile) -> dict[str, Any]:
+    """Create the profile (an existing one of that name is used as is) and add the role. IAM allows one
+    role per profile: a profile of that name that holds another role is a permanent failure, not overwritten."""
+    _guard(action)
+    if not action.profile_path.startswith(action.scope):
+        raise PermanentError(
+            f"refusing to create instance profile {action.profile_name}: path {action.profile_path} is outside "
+            f"{action.scope}",
+            "OutOfScope",
+        )
+    iam = client("iam")
+    try:
+        iam.create_instance_profile(InstanceProfileName=action.profile_name, Path=action.profile_path)
+        created = True
+    except ClientError as exc:
+        if code_of(exc) != "EntityAlreadyExists":
+            raise
+        created = False
+    try:
+        iam.add_role_to_instance_profile(InstanceProfileName=action.profile_name, RoleName=action.role_name)
+    except ClientError as exc:
+        if code_of(exc) == "LimitExceeded":
+            raise PermanentError(
+                f"instance profile {action.profile_name} already holds another role; not changing it "
+                f"(role {action.role_name} stays without a profile)",
+                "LimitExceeded",
+            ) from exc
+        if code_of(exc) != "EntityAlreadyExists":  # the role is in it already: done
+            raise
+    return {
+        "instance_profile": action.profile_path + action.profile_name,
+        "profile_created": created,
+        "rules": list(action.rules),
+    }
+
+
+for _action_type in (
+    DetachManagedPolicy,
+    RewriteInlinePolicy,
+    DeleteInlinePolicy,
+    ReplaceTrustPolicy,
+    PutBoundary,
+    CreateInstanceProfile,
+):
     metric_name(_action_type, "Remediated")
 
 

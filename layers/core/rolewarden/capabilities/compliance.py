@@ -111,7 +111,9 @@ class RoleCompliance:
             full: RoleView | None = role
             if name not in seen.complete:
                 try:
-                    full = iam_compliance.complete_role(role)
+                    full = iam_compliance.complete_role(
+                        role, with_profiles=config.rule_mode("ec2-instance-profile") != "off"
+                    )
                 except (RetryableError, PermanentError) as exc:
                     self._fail_role(seen, name, exc)
                     continue

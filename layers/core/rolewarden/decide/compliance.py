@@ -14,10 +14,12 @@ Policy semantics used here (documented choices where IAM leaves room):
   ``Statement``, ``Action``, ``NotAction``, ``Resource`` and ``NotResource`` may be a string or a list.
 * Actions match case-insensitively with IAM wildcards (``*``, ``?``): ``iam:Put*`` covers
   ``iam:PutRolePolicy``. An Allow with ``NotAction`` allows every action it does not name.
-* Deny statements are never removed and never excuse an Allow (RoleWarden does not evaluate the
-  whole policy set; a broad Allow is non-compliant on its own).
-* Conditions never excuse an Allow, with one exception: an ``iam:PassRole`` narrowed by an
-  ``iam:PassedToService`` condition is judged by the well-known PassRole chains of those services.
+* Deny statements are never removed. ``no-admin-access`` judges each Allow on its own; the escalation
+  rule reads the role's policies as one set, where an unconditional Deny (in any policy of the role)
+  closes what it denies.
+* Conditions never excuse an Allow, with the exceptions the escalation table names: ``iam:PassedToService``
+  on ``iam:PassRole`` (the path's service principal must pass it) and ``iam:PolicyARN`` with concrete
+  values on ``iam:Attach*Policy``.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from functools import lru_cache
 from typing import Any, ClassVar, Literal
 
 from rolewarden.config import Config, RuleMode
+from rolewarden.decide.escalation_paths import PASS_ROLE, PATHS, EscalationPath, Need
 from rolewarden.plan import Action
 
 CAPABILITY_NAME = "role_compliance"
@@ -279,6 +282,8 @@ class RoleView:
     boundary: str | None = None
     attached: tuple[AttachedPolicy, ...] = ()
     inline: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    #: Names of the instance profiles that hold the role; None when they were not read.
+    instance_profiles: tuple[str, ...] | None = None
 
     def state(self) -> dict[str, Any]:
         """The role's full permission state, as plain data (what a record stores and rollback restores)."""
@@ -333,7 +338,9 @@ def is_own_grant_policy(arn: str, managed_path: str, role_name: str) -> bool:
 
 
 # ================================================================== rules
-RemedyKind = Literal["detach", "remove-statements", "delete-inline", "trust", "boundary", "restore-grant"]
+RemedyKind = Literal[
+    "detach", "remove-statements", "delete-inline", "trust", "boundary", "restore-grant", "instance-profile"
+]
 
 
 @dataclass(frozen=True)
@@ -350,6 +357,8 @@ class Violation:
     message: str
     remedy: Remedy
     details: Mapping[str, Any] = field(default_factory=dict)
+    #: A stricter limit than the rule's mode for this violation (e.g. its escalation category's); None: the rule's.
+    mode: RuleMode | None = None
 
 
 @dataclass(frozen=True)
@@ -452,102 +461,326 @@ class NoAdminAccess(Rule):
         return _statement_rule(self.id, role, ctx, offending)
 
 
-#: Single actions that let a principal raise its own or another principal's privileges.
-ESCALATION_ACTIONS = (
-    "iam:PassRole",
-    "iam:CreatePolicyVersion",
-    "iam:SetDefaultPolicyVersion",
-    "iam:AttachRolePolicy",
-    "iam:AttachUserPolicy",
-    "iam:AttachGroupPolicy",
-    "iam:PutRolePolicy",
-    "iam:PutUserPolicy",
-    "iam:PutGroupPolicy",
-    "iam:UpdateAssumeRolePolicy",
-    "iam:CreateAccessKey",
-    "iam:CreateLoginProfile",
-    "iam:UpdateLoginProfile",
-    "iam:AddUserToGroup",
-    "iam:DeleteRolePermissionsBoundary",
-    "iam:DeleteUserPermissionsBoundary",
-    "iam:PutRolePermissionsBoundary",
-    "iam:PutUserPermissionsBoundary",
-    "sts:AssumeRole",
-)
-#: Well-known PassRole chains: passing a role to the service plus any one of these action sets.
-PASSROLE_CHAINS: dict[str, tuple[tuple[str, ...], ...]] = {
-    "lambda.amazonaws.com": (
-        ("lambda:CreateFunction", "lambda:InvokeFunction"),
-        ("lambda:CreateFunction", "lambda:CreateEventSourceMapping"),
-        ("lambda:CreateFunction", "lambda:AddPermission"),
-        ("lambda:CreateFunction", "lambda:CreateFunctionUrlConfig"),
-    ),
-    "glue.amazonaws.com": (
-        ("glue:CreateDevEndpoint",),
-        ("glue:UpdateDevEndpoint",),
-        ("glue:CreateJob",),
-        ("glue:CreateSession",),
-    ),
-    "cloudformation.amazonaws.com": (
-        ("cloudformation:CreateStack",),
-        ("cloudformation:UpdateStack",),
-        ("cloudformation:CreateChangeSet",),
-        ("cloudformation:CreateStackSet",),
-    ),
-    "ec2.amazonaws.com": (
-        ("ec2:RunInstances",),
-        ("ec2:AssociateIamInstanceProfile",),
-        ("ec2:ReplaceIamInstanceProfileAssociation",),
-    ),
-}
+# ------------------------------------------------------------------ escalation paths (the table: escalation_paths.py)
+#: A policy variable naming the caller's own IAM user: for a role it resolves to nothing, so a resource
+#: written with it (the documented self-service pattern ``user/${aws:username}``) grants a role nothing.
+SELF_USER_VARIABLE = "${aws:username}"
+_VARIABLE = re.compile(r"\$\{[^}]*\}")
 
 
-def _role_allows(role: RoleView, ctx: RuleContext) -> Callable[[str], bool]:
-    """Whether any Allow statement of the role (on any resource) covers an action."""
-    statements = [s for _k, _n, d in _documents(role, ctx) for s in d.statements if s.is_allow]
+def statement_covers(statement: Statement, action: str) -> bool:
+    """Whether the statement's Action/NotAction covers ``action``, whatever its Effect."""
+    if statement.actions is not None:
+        return any(action_matches(pattern, action) for pattern in statement.actions)
+    if statement.not_actions is not None:
+        return not any(action_matches(pattern, action) for pattern in statement.not_actions)
+    return False
 
-    def allows(action: str) -> bool:
-        return any(s.allows_action(action) for s in statements)
 
-    return allows
+def resource_matches(pattern: str, arn: str) -> bool:
+    """An IAM resource pattern against one ARN (wildcards; a policy variable other than the caller's
+    user name may be anything, so it counts as a wildcard)."""
+    return action_matches(_VARIABLE.sub("*", pattern), arn)
+
+
+def _usable(resources: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(r for r in resources if SELF_USER_VARIABLE not in r.lower())
+
+
+def _applies_to(statement: Statement, arn: str) -> bool:
+    if statement.not_resources is not None:
+        return not any(resource_matches(r, arn) for r in statement.not_resources)
+    return any(resource_matches(r, arn) for r in _usable(statement.resources or ()))
+
+
+def _broad(statement: Statement) -> bool:
+    if statement.not_resources is not None:
+        return True
+    return any(resource_is_broad(r) for r in _usable(statement.resources or ()))
+
+
+def _broad_for_type(statement: Statement, resource_type: str) -> bool:
+    """Grants every resource of ``resource_type`` (``*``, ``...:instance/*``), or uses NotResource."""
+    if statement.not_resources is not None:
+        return True
+    for resource in _usable(statement.resources or ()):
+        if resource_is_everything(resource):
+            return True
+        rest = resource.split(":", 5)[-1]
+        if rest[:1] in ("*", "?"):
+            return True
+        kind, sep, name = rest.partition("/")
+        if sep and action_matches(kind, resource_type) and name[:1] in ("*", "?"):
+            return True
+    return False
+
+
+def _condition(statement: Statement, key: str) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
+    """(values an operator requires, values a negated operator excludes) for ``key``; None if absent.
+    ``...IfExists`` operators do not narrow (the key may be absent)."""
+    wanted: list[str] = []
+    excluded: list[str] = []
+    present = False
+    for operator, block in statement.condition.items():
+        if not isinstance(block, Mapping) or "ifexists" in str(operator).lower():
+            continue
+        for name, value in block.items():
+            if str(name).lower() != key.lower():
+                continue
+            present = True
+            values = [value] if isinstance(value, str) else [str(v) for v in value or []]
+            (excluded if "not" in str(operator).lower() else wanted).extend(values)
+    return (tuple(wanted), tuple(excluded)) if present else None
+
+
+def _passes_to(statement: Statement, principals: Sequence[str]) -> bool:
+    """Whether the PassRole statement lets the role be passed to one of the service principals."""
+    found = _condition(statement, "iam:PassedToService")
+    if found is None:
+        return True
+    wanted, excluded = found
+    return any(
+        (not wanted or any(action_matches(v, p) for v in wanted)) and not any(action_matches(v, p) for v in excluded)
+        for p in principals
+    )
+
+
+def _narrowed(statement: Statement, key: str) -> bool:
+    """A condition on ``key`` that names concrete values (no wildcard, no AWS-managed policy)."""
+    found = _condition(statement, key)
+    if found is None or not found[0] or found[1]:
+        return False
+    return all(not resource_is_broad(v) and ":iam::aws:" not in v for v in found[0])
+
+
+@dataclass(frozen=True)
+class Grant:
+    """One statement of one of the role's permission policies."""
+
+    kind: str  # "inline" | "managed"
+    policy: str  # inline policy name or managed policy ARN
+    statement: Statement
+
+
+@dataclass(frozen=True)
+class PathMatch:
+    """An escalation path the role's policies open, and the statements that open it (the key needs')."""
+
+    path: EscalationPath
+    statements: tuple[Grant, ...]
+
+    def describe(self) -> str:
+        return f"{self.path.id} ({self.path.title}; sources: {', '.join(self.path.sources)})"
+
+
+@dataclass(frozen=True)
+class RoleGrants:
+    """Every statement of a role's permission policies, with what "the role itself" means for scopes."""
+
+    role_arn: str
+    attached_policies: tuple[str, ...]
+    grants: tuple[Grant, ...]
+
+    @property
+    def allows(self) -> tuple[Grant, ...]:
+        return tuple(g for g in self.grants if g.statement.is_allow)
+
+    @property
+    def _denies(self) -> tuple[Statement, ...]:
+        # A conditional Deny may not apply to the attacker's request: it excuses nothing.
+        return tuple(g.statement for g in self.grants if not g.statement.is_allow and not g.statement.condition)
+
+    def denied(self, action: str, arn: str | None = None) -> bool:
+        """Denied on every resource (``arn`` None) or on ``arn``, by an unconditional Deny of the role."""
+        for s in self._denies:
+            if not statement_covers(s, action):
+                continue
+            if arn is None and s.not_resources is None and any(resource_is_everything(r) for r in s.resources or ()):
+                return True
+            if arn is not None and _applies_to(s, arn):
+                return True
+        return False
+
+    def need_statements(self, path: EscalationPath, need: Need) -> tuple[Grant, ...]:
+        """The Allow statements that satisfy ``need`` (empty: the need, and so the path, is not met)."""
+        if self.denied(need.action):
+            return ()
+        candidates = [
+            g
+            for g in self.allows
+            if statement_covers(g.statement, need.action)
+            and not (need.narrowed_by and _narrowed(g.statement, need.narrowed_by))
+            and not (need.action == PASS_ROLE and path.principals and not _passes_to(g.statement, path.principals))
+            and (g.statement.not_resources is not None or _usable(g.statement.resources or ()))
+        ]
+        if need.scope == "any":
+            return tuple(candidates)
+        if need.types:
+            by_type = [[g for g in candidates if _broad_for_type(g.statement, t)] for t in need.types]
+            if not all(by_type):
+                return ()
+            return tuple(g for g in candidates if any(g in found for found in by_type))
+        if need.scope == "self" and self.denied(need.action, self.role_arn):
+            return ()  # the role itself is out of reach; other roles are the pair paths' business
+        chosen = [g for g in candidates if _broad(g.statement)]
+        targets: tuple[str, ...] = ()
+        if need.scope == "self":
+            targets = (self.role_arn,)
+        elif need.scope == "policy":
+            targets = self.attached_policies
+        for g in candidates:
+            if g not in chosen and any(
+                _applies_to(g.statement, t) and not self.denied(need.action, t) for t in targets
+            ):
+                chosen.append(g)
+        return tuple(chosen)
+
+    def match(self, path: EscalationPath) -> PathMatch | None:
+        key: list[Grant] = []
+        for need in path.needs:
+            found = self.need_statements(path, need)
+            if not found:
+                return None
+            if need.key:
+                key.extend(g for g in found if g not in key)
+        return PathMatch(path, tuple(key))
+
+    def matches(self, paths: Iterable[EscalationPath] = PATHS) -> list[PathMatch]:
+        return [m for p in paths if (m := self.match(p)) is not None]
+
+
+def role_grants(role: RoleView, ctx: RuleContext) -> RoleGrants:
+    """The statements of every permission policy of the role (inline and attached; grant policies left
+    to grant-policy-drift), read as one set: a path may need statements from several policies."""
+    grants = tuple(Grant(kind, name, s) for kind, name, document in _documents(role, ctx) for s in document.statements)
+    attached = tuple(p.arn for p in role.attached if not ctx.policies.get(p.arn, _NO_POLICY).aws_managed)
+    return RoleGrants(role.arn, attached, grants)
+
+
+_NO_POLICY = ManagedPolicyView("arn:aws:iam::aws:policy/none", "none", "/", "", {})
+_MODE_RANK: dict[str, int] = {"off": 0, "report": 1, "enforce": 2}
+
+
+def weaker_mode(a: RuleMode, b: RuleMode | None) -> RuleMode:
+    """The less strict of two modes (off < report < enforce); ``b`` None leaves ``a``."""
+    if b is None:
+        return a
+    return a if _MODE_RANK[a] <= _MODE_RANK[b] else b
 
 
 @register
 class NoPrivilegeEscalation(Rule):
     id = "no-privilege-escalation"
     checks = (
-        "No Allow on broad resources of actions that raise privileges (iam:PassRole, iam:CreatePolicyVersion, "
-        "iam:SetDefaultPolicyVersion, iam:Attach*Policy, iam:Put*Policy, iam:UpdateAssumeRolePolicy, "
-        "iam:CreateAccessKey, iam:*LoginProfile, iam:AddUserToGroup, permissions-boundary changes, "
-        "sts:AssumeRole), wildcards included; and no iam:PassRole narrowed to a service whose well-known "
-        "chain (Lambda, Glue, CloudFormation, EC2) the role also allows."
+        "No escalation path of the table in rolewarden.decide.escalation_paths (README: 'Escalation paths') is open "
+        "through the role's policies taken together: IAM writes on the role itself, a policy attached to it, or any "
+        "principal; credentials of other users; trust policy rewrites and broad sts:AssumeRole; iam:PassRole to a "
+        "service that runs caller-supplied code with that service's actions; code changes in compute that already runs "
+        "with a role. Deny, NotAction/NotResource, wildcards in any case, iam:PassedToService, iam:PolicyARN and "
+        "resource ARNs are honoured; other conditions do not excuse."
     )
-    remedy = NoAdminAccess.remedy
+    remedy = (
+        "Remove the statements that open the path (the dangerous half: PassRole, the IAM write, the code change), "
+        "keep the rest; detach a managed policy that opens one. Per-category modes and per-path exemptions in "
+        "compliance.escalation."
+    )
     permissions = NoAdminAccess.permissions
 
     def evaluate(self, role: RoleView, ctx: RuleContext) -> list[Violation]:
-        allows = _role_allows(role, ctx)
+        settings = ctx.config.compliance.escalation
+        matches = [
+            m
+            for m in role_grants(role, ctx).matches()
+            if not settings.exempt(role.name, m.path.id, m.path.category)
+            and settings.category_mode(m.path.category) != "off"
+        ]
+        # One violation per (policy, mode): the remedy of a policy is planned once per mode.
+        groups: dict[tuple[str, str, RuleMode], list[tuple[PathMatch, list[Grant]]]] = {}
+        for m in matches:
+            mode = settings.category_mode(m.path.category)
+            for g in m.statements:
+                entry = groups.setdefault((g.kind, g.policy, mode), [])
+                found = next((e for e in entry if e[0] is m), None)
+                if found is None:
+                    entry.append((m, [g]))
+                else:
+                    found[1].append(g)
+        violations = []
+        for (kind, policy, mode), entries in sorted(groups.items()):
+            indexes = sorted({g.statement.index for _m, grants in entries for g in grants})
+            described = "; ".join(m.describe() for m, _g in entries)
+            if kind == "managed":
+                message = f"attached policy {policy} opens escalation path {described}"
+                remedy = Remedy("detach", policy=policy)
+            else:
+                message = f"inline policy {policy} statement(s) {indexes} open escalation path {described}"
+                remedy = Remedy("remove-statements", policy=policy, statements=tuple(indexes))
+            statements = {g.statement.index: g.statement.raw for _m, grants in entries for g in grants}
+            details = {
+                "policy_kind": kind,
+                "policy": policy,
+                "statements": [statements[i] for i in indexes],
+                "paths": [
+                    {
+                        "id": m.path.id,
+                        "title": m.path.title,
+                        "category": m.path.category,
+                        "sources": list(m.path.sources),
+                    }
+                    for m, _g in entries
+                ],
+            }
+            violations.append(Violation(self.id, message, remedy, details, mode))
+        return violations
 
-        def offending(s: Statement) -> str | None:
-            if not s.is_allow or not s.broad_resource:
-                return None
-            covered = [a for a in ESCALATION_ACTIONS if s.allows_action(a)]
-            if not covered:
-                return None
-            services = condition_values(s, "iam:PassedToService")
-            if covered == ["iam:PassRole"] and services is not None:
-                chains = [
-                    f"{service} ({' + '.join(['iam:PassRole', *chain])})"
-                    for service, options in PASSROLE_CHAINS.items()
-                    if any(action_matches(pattern, service) for pattern in services)
-                    for chain in options
-                    if all(allows(a) for a in chain)
-                ]
-                return f"allows the PassRole chain {chains[0]} on broad resources" if chains else None
-            shown = ", ".join(covered[:4]) + (f" and {len(covered) - 4} more" if len(covered) > 4 else "")
-            return f"allows {shown} on broad resources"
 
-        return _statement_rule(self.id, role, ctx, offending)
+def judge_documents(
+    config: Config,
+    inline: Mapping[str, Any],
+    managed: Mapping[str, Any] | None = None,
+    *,
+    role_name: str = "candidate",
+    role_path: str | None = None,
+    account: str = "000000000000",
+) -> list[tuple[Violation, RuleMode]]:
+    """Judge one role's permission documents with the content rules (``no-admin-access`` and
+    ``no-privilege-escalation``), exactly as ``decide_role`` would, without any AWS call.
+
+    ``inline``: inline policy documents by name; ``managed``: managed policy documents by ARN (dict, JSON
+    or URL-encoded JSON). The role is ``role/<role_path><role_name>`` (path: the managed path by default).
+    Returns (violation, mode) for every violation of a rule that is not off; ``mode`` is the effective one
+    (category modes and exemptions applied). Each escalation violation's ``details["paths"]`` names the
+    path ids, categories and sources. Raises PolicyDocumentError for a document that cannot be read."""
+    path = role_path or config.managed_path
+    policies = {
+        arn: ManagedPolicyView(
+            arn, policy_path_and_name(arn)[1], policy_path_and_name(arn)[0], "v1", load_document(doc)
+        )
+        for arn, doc in (managed or {}).items()
+    }
+    role = RoleView(
+        name=role_name,
+        arn=f"arn:aws:iam::{account}:role{path}{role_name}",
+        path=path,
+        trust=CANONICAL_TRUST,
+        attached=tuple(AttachedPolicy(arn, policies[arn].name) for arn in policies),
+        inline={name: load_document(doc) for name, doc in inline.items()},
+    )
+    ctx = RuleContext(config, policies)
+    found: list[tuple[Violation, RuleMode]] = []
+    for rule_id in CONTENT_RULES:
+        mode = config.rule_mode(rule_id)
+        if mode == "off":
+            continue
+        for violation in _REGISTRY[rule_id].evaluate(role, ctx):
+            effective = weaker_mode(mode, violation.mode)
+            if effective != "off":
+                found.append((violation, effective))
+    return found
+
+
+#: The rules that judge what a role's documents allow (the rest judge trust, boundary and attachments).
+CONTENT_RULES = ("no-admin-access", "no-privilege-escalation")
 
 
 def trust_problems(document: Any) -> list[str]:
@@ -676,6 +909,44 @@ class GrantPolicyDrift(Rule):
         ]
 
 
+def ec2_may_assume(trust: Any) -> bool:
+    """Whether an Allow statement of the trust policy lets ec2.amazonaws.com call sts:AssumeRole."""
+    try:
+        policy = parse_policy(trust)
+    except PolicyDocumentError:
+        return False
+    for s in policy.statements:
+        if not s.is_allow or not statement_covers(s, "sts:AssumeRole") or not isinstance(s.principal, Mapping):
+            continue
+        service = s.principal.get("Service")
+        services = [service] if isinstance(service, str) else list(service or [])
+        if any(isinstance(v, str) and v.lower() == EC2_PRINCIPAL for v in services):
+            return True
+    return False
+
+
+@register
+class Ec2InstanceProfile(Rule):
+    id = "ec2-instance-profile"
+    checks = (
+        "A managed role that ec2.amazonaws.com may assume is in an instance profile (the IAM console makes one "
+        "when it creates a role for EC2; the API, the CLI and CloudFormation do not)."
+    )
+    remedy = "Create an instance profile of the role's name, at the role's path, and add the role to it."
+    permissions = (
+        "iam:ListInstanceProfilesForRole",
+        "iam:CreateInstanceProfile",
+        "iam:AddRoleToInstanceProfile",
+        "iam:PassRole",
+    )
+
+    def evaluate(self, role: RoleView, ctx: RuleContext) -> list[Violation]:
+        if role.instance_profiles is None or role.instance_profiles or not ec2_may_assume(role.trust):
+            return []
+        message = f"EC2 may assume the role but no instance profile holds it; {role.path}{role.name} would"
+        return [Violation(self.id, message, Remedy("instance-profile"), {"instance_profile": role.path + role.name})]
+
+
 # ================================================================== actions
 @dataclass(frozen=True)
 class RoleAction(Action):
@@ -746,12 +1017,28 @@ class PutBoundary(RoleAction):
         return f"put permissions boundary {self.boundary_arn} on role {self.role_name} ({', '.join(self.rules)})"
 
 
+@dataclass(frozen=True)
+class CreateInstanceProfile(RoleAction):
+    """CreateInstanceProfile (name and path of the role) + AddRoleToInstanceProfile."""
+
+    verb: ClassVar[str] = "create-instance-profile"
+    profile_name: str
+    profile_path: str
+
+    def describe(self) -> str:
+        return (
+            f"create instance profile {self.profile_path}{self.profile_name} holding role {self.role_name} "
+            f"({', '.join(self.rules)})"
+        )
+
+
 REMEDIATION_ACTIONS: tuple[type[RoleAction], ...] = (
     DetachManagedPolicy,
     RewriteInlinePolicy,
     DeleteInlinePolicy,
     ReplaceTrustPolicy,
     PutBoundary,
+    CreateInstanceProfile,
 )
 
 
@@ -804,7 +1091,7 @@ def decide_role(
         for rule_id, rule in _REGISTRY.items():
             mode = config.rule_mode(rule_id)
             if mode != "off":
-                found.extend((v, mode) for v in rule.evaluate(role, ctx))
+                found.extend((v, m) for v in rule.evaluate(role, ctx) if (m := weaker_mode(mode, v.mode)) != "off")
     except PolicyDocumentError as exc:
         return RoleDecision(role.name, "unreadable", f"a policy of the role cannot be read: {exc}")
     grants = tuple(sorted({v.remedy.policy for v, _m in found if v.remedy.kind == "restore-grant"}))
@@ -822,6 +1109,7 @@ def plan_remedies(role: RoleView, scope: str, violations: Sequence[Violation]) -
     strip: dict[str, dict[int, set[str]]] = {}
     trust: set[str] = set()
     boundary: dict[str, set[str]] = {}
+    profile: set[str] = set()
     for v in violations:
         r = v.remedy
         if r.kind == "detach":
@@ -835,6 +1123,8 @@ def plan_remedies(role: RoleView, scope: str, violations: Sequence[Violation]) -
             trust.add(v.rule)
         elif r.kind == "boundary":
             boundary.setdefault(r.boundary, set()).add(v.rule)
+        elif r.kind == "instance-profile":
+            profile.add(v.rule)
     actions: list[RoleAction] = []
     for arn, rules in sorted(detach.items()):
         actions.append(DetachManagedPolicy(**base, rules=tuple(sorted(rules)), policy_arn=arn))
@@ -863,6 +1153,10 @@ def plan_remedies(role: RoleView, scope: str, violations: Sequence[Violation]) -
         actions.append(ReplaceTrustPolicy(**base, rules=tuple(sorted(trust)), document=canonical_json(CANONICAL_TRUST)))
     for arn, rules in sorted(boundary.items()):
         actions.append(PutBoundary(**base, rules=tuple(sorted(rules)), boundary_arn=arn))
+    if profile:
+        actions.append(
+            CreateInstanceProfile(**base, rules=tuple(sorted(profile)), profile_name=role.name, profile_path=role.path)
+        )
     return tuple(actions)
 
 
