@@ -16,7 +16,8 @@ import json
 import os
 import re
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -27,6 +28,7 @@ from rolewarden.aws.errors import classify, code_of, raise_instead
 from rolewarden.decide.grants import (
     POLICY_PREFIX,
     AttachGrantPolicy,
+    BucketGrant,
     BucketView,
     CreateGrantPolicy,
     DeleteGrantPolicy,
@@ -331,3 +333,192 @@ metric_name(RestoreGrantVersion, "PolicyRestored")
 metric_name(AttachGrantPolicy, "GrantPolicyAttached")
 metric_name(DetachGrantPolicy, "GrantPolicyDetached")
 metric_name(DeleteGrantPolicy, "GrantPolicyDeleted")
+
+
+# -- RoleWarden's own record of grants (the state table) ---------------------------------------------
+# The source of truth for rebuilding a role is what RoleWarden last read from each bucket's tags, kept
+# in the state table and read with strongly consistent reads; IAM's read-back is only a cache that is
+# checked against it. Items (pk / sk):
+#   grants#buckets      / <bucket>          what the bucket's tags grant: {"grants": {role: [levels]}, "kms"}
+#   grants#role#<role>  / bucket#<bucket>   the same grant, indexed by role (one Query rebuilds a role)
+#   grants#role#<role>  / published         the versions and hashes RoleWarden last made default
+#   grants#lease        / role#<r>|bucket#<b>  a writer's lease: owner, expiration (epoch s, the table's TTL)
+BUCKETS_PK = "grants#buckets"
+LEASE_PK = "grants#lease"
+
+
+def _role_pk(role: str) -> str:
+    return f"grants#role#{role}"
+
+
+@dataclass(frozen=True)
+class Published:
+    """What RoleWarden last made the default of each of a role's generated policies, and when."""
+
+    parts: Mapping[str, str]  # policy name -> version id
+    time: float
+
+
+@dataclass(frozen=True)
+class RoleRecord:
+    grants: Mapping[str, BucketGrant]  # bucket -> grant, as recorded from the buckets' tags
+    published: Published | None
+
+
+def _ddb(what: str, call: Any, **kwargs: Any) -> Any:
+    try:
+        return call(**kwargs)
+    except (ClientError, BotoCoreError) as exc:
+        raise classify(exc, f"dynamodb:{what}") from exc
+
+
+def acquire_lease(table: str, key: str, owner: str, now: float, seconds: float) -> bool:
+    """Take the lease ``key`` for ``seconds``: a conditional put that succeeds when nobody holds it or the
+    holder's lease has expired. False when someone else holds it."""
+    try:
+        client("dynamodb").put_item(
+            TableName=table,
+            Item={
+                "pk": {"S": LEASE_PK},
+                "sk": {"S": key},
+                "owner": {"S": owner},
+                "expiration": {"N": str(int(now + seconds) + 1)},
+            },
+            ConditionExpression="attribute_not_exists(sk) OR expiration < :now",
+            ExpressionAttributeValues={":now": {"N": str(int(now))}},
+        )
+    except ClientError as exc:
+        if code_of(exc) == "ConditionalCheckFailedException":
+            return False
+        raise classify(exc, f"dynamodb:PutItem lease {key}") from exc
+    except BotoCoreError as exc:
+        raise classify(exc, f"dynamodb:PutItem lease {key}") from exc
+    return True
+
+
+def release_lease(table: str, key: str, owner: str) -> None:
+    """Give the lease back (only ours: a lease that expired and was taken over is left to its new owner)."""
+    try:
+        client("dynamodb").delete_item(
+            TableName=table,
+            Key={"pk": {"S": LEASE_PK}, "sk": {"S": key}},
+            ConditionExpression="#o = :owner",
+            ExpressionAttributeNames={"#o": "owner"},
+            ExpressionAttributeValues={":owner": {"S": owner}},
+        )
+    except ClientError as exc:
+        if code_of(exc) != "ConditionalCheckFailedException":
+            raise classify(exc, f"dynamodb:DeleteItem lease {key}") from exc
+
+
+def _grants_attr(grants: Mapping[str, BucketGrant]) -> str:
+    return json.dumps({role: list(g.levels) for role, g in sorted(grants.items())}, separators=(",", ":"))
+
+
+def _bucket_grants(bucket: str, item: Mapping[str, Any]) -> dict[str, BucketGrant]:
+    kms = item.get("kms", {}).get("S") or None
+    raw = json.loads(item["grants"]["S"])
+    return {role: BucketGrant(bucket, tuple(levels), kms) for role, levels in raw.items()}
+
+
+def recorded_bucket(table: str, bucket: str) -> dict[str, BucketGrant] | None:
+    """role -> grant as last recorded for ``bucket`` (strongly consistent); None when never recorded."""
+    item = _ddb(
+        "GetItem",
+        client("dynamodb").get_item,
+        TableName=table,
+        Key={"pk": {"S": BUCKETS_PK}, "sk": {"S": bucket}},
+        ConsistentRead=True,
+    ).get("Item")
+    return None if item is None else _bucket_grants(bucket, item)
+
+
+def recorded_buckets(table: str) -> dict[str, dict[str, BucketGrant]]:
+    """Every recorded bucket: bucket -> role -> grant (one paginated, strongly consistent Query)."""
+    out: dict[str, dict[str, BucketGrant]] = {}
+    for item in _query(table, BUCKETS_PK):
+        out[item["sk"]["S"]] = _bucket_grants(item["sk"]["S"], item)
+    return out
+
+
+def _query(table: str, pk: str) -> Iterator[dict[str, Any]]:
+    kwargs: dict[str, Any] = {
+        "TableName": table,
+        "KeyConditionExpression": "pk = :pk",
+        "ExpressionAttributeValues": {":pk": {"S": pk}},
+        "ConsistentRead": True,
+    }
+    while True:
+        page = _ddb("Query", client("dynamodb").query, **kwargs)
+        yield from page.get("Items", [])
+        if "LastEvaluatedKey" not in page:
+            return
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def record_bucket(
+    table: str, bucket: str, previous: Mapping[str, BucketGrant] | None, grants: Mapping[str, BucketGrant], now: float
+) -> None:
+    """Record what ``bucket``'s tags grant now; writes only the role items that changed. The caller holds the
+    bucket's lease, so no other writer records this bucket meanwhile."""
+    ddb = client("dynamodb")
+    before = dict(previous or {})
+    for role, grant in sorted(grants.items()):
+        if before.get(role) == grant:
+            continue
+        item = {"pk": {"S": _role_pk(role)}, "sk": {"S": f"bucket#{bucket}"}, "levels": {"S": json.dumps(grant.levels)}}
+        if grant.kms_key:
+            item["kms"] = {"S": grant.kms_key}
+        _ddb("PutItem", ddb.put_item, TableName=table, Item=item)
+    for role in sorted(set(before) - set(grants)):
+        _ddb(
+            "DeleteItem",
+            ddb.delete_item,
+            TableName=table,
+            Key={"pk": {"S": _role_pk(role)}, "sk": {"S": f"bucket#{bucket}"}},
+        )
+    if previous is not None and dict(previous) == dict(grants):
+        return
+    if not grants:
+        if previous is not None:
+            _ddb("DeleteItem", ddb.delete_item, TableName=table, Key={"pk": {"S": BUCKETS_PK}, "sk": {"S": bucket}})
+        return
+    kms = next((g.kms_key for g in grants.values() if g.kms_key), None)
+    item = {
+        "pk": {"S": BUCKETS_PK},
+        "sk": {"S": bucket},
+        "grants": {"S": _grants_attr(grants)},
+        "time": {"N": str(now)},
+    }
+    if kms:
+        item["kms"] = {"S": kms}
+    _ddb("PutItem", ddb.put_item, TableName=table, Item=item)
+
+
+def role_record(table: str, role: str) -> RoleRecord:
+    """A role's recorded grants and what RoleWarden last published for it: one strongly consistent Query."""
+    grants: dict[str, BucketGrant] = {}
+    published: Published | None = None
+    for item in _query(table, _role_pk(role)):
+        sk = item["sk"]["S"]
+        if sk.startswith("bucket#"):
+            bucket = sk[len("bucket#") :]
+            kms = item.get("kms", {}).get("S") or None
+            grants[bucket] = BucketGrant(bucket, tuple(json.loads(item["levels"]["S"])), kms)
+        elif sk == "published":
+            published = Published(json.loads(item["parts"]["S"]), float(item["time"]["N"]))
+    return RoleRecord(grants, published)
+
+
+def record_published(table: str, role: str, parts: Mapping[str, str], now: float) -> None:
+    _ddb(
+        "PutItem",
+        client("dynamodb").put_item,
+        TableName=table,
+        Item={
+            "pk": {"S": _role_pk(role)},
+            "sk": {"S": "published"},
+            "parts": {"S": json.dumps(dict(sorted(parts.items())), separators=(",", ":"))},
+            "time": {"N": str(now)},
+        },
+    )
