@@ -451,9 +451,9 @@ class Recorded:
         """Record every bucket (only the ones whose grants changed cost writes), then rebuild every role.
         Honours the sweep budget: between two buckets or two roles, a spent budget returns a cursor."""
         run = self.run
-        cursor = _Cursor.parse(run.cursor)
         assert self.iam is not None
         try:
+            cursor = _Cursor.parse(run.cursor)
             if cursor.phase == "buckets":
                 recorded = aws.recorded_buckets(self.table)
                 names = sorted(set(aws.list_buckets()) | set(recorded))
