@@ -234,3 +234,49 @@ def test_one_bucket_event_is_cheap_and_writes_nothing_when_the_document_is_right
     assert calls.counts["dynamodb:DeleteItem"] == 2
     assert calls.counts["dynamodb:GetItem"] == 1
     assert calls.counts["dynamodb:Query"] == 2  # the role's record, and once more before releasing its lease
+
+
+# -- a key change re-grants without a sweep (issue 10 defect 7) --------------------------------------------
+def encryption_event(name: str, bucket: str) -> dict[str, Any]:
+    return dict(json.loads((EVENTS / name).read_text().replace("example-data", bucket)))
+
+
+def kms_keys(role: str) -> dict[str, list[str]]:
+    """KMS key ARN -> the encryption-context ARNs it is scoped to, in the role's generated policies."""
+    out: dict[str, list[str]] = {}
+    for document in documents().values():
+        for statement in document["Statement"]:
+            if "Condition" in statement:
+                out[statement["Resource"]] = statement["Condition"]["StringLike"]["kms:EncryptionContext:aws:s3:arn"]
+    return out
+
+
+def encrypt(bucket: str, key: str) -> None:
+    s3().put_bucket_encryption(
+        Bucket=bucket,
+        ServerSideEncryptionConfiguration={
+            "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key}}]
+        },
+    )
+
+
+def test_a_bucket_key_change_moves_the_kms_grant_without_a_sweep(table: str) -> None:
+    kms = boto3.client("kms")
+    old_key = kms.create_key()["KeyMetadata"]["Arn"]
+    new_key = kms.create_key()["KeyMetadata"]["Arn"]
+    make("vault-data", {"rolewarden:read": "report-reader"})
+    encrypt("vault-data", old_key)
+    invoke(bucket_event("vault-data"))
+    scope = ["arn:aws:s3:::vault-data", "arn:aws:s3:::vault-data/*"]
+    assert kms_keys("report-reader") == {old_key: scope}
+
+    encrypt("vault-data", new_key)
+    assert invoke(encryption_event("cloudtrail-s3-putbucketencryption.json", "vault-data")) == {"batchItemFailures": []}
+    assert kms_keys("report-reader") == {new_key: scope}
+
+    s3().delete_bucket_encryption(Bucket="vault-data")
+    assert invoke(encryption_event("cloudtrail-s3-deletebucketencryption.json", "vault-data")) == {
+        "batchItemFailures": []
+    }
+    assert kms_keys("report-reader") == {}
+    assert set(granted("report-reader")) == {"vault-data"}  # the S3 grant itself stays
