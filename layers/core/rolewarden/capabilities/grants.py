@@ -369,6 +369,7 @@ class Recorded:
             owner = self._lease(key)
         except LeaseHeld as exc:
             return Rebuilt(Outcome("retry", str(exc)), busy=True)
+        taken = self.wall()
         wrote = False
         try:
             reread = False
@@ -385,6 +386,9 @@ class Recorded:
                     self.run.sink.metric("GrantReadsLagging")
                     return Rebuilt(Outcome("retry", f"role {role}: {stale}"))
                 assert self.iam is not None
+                if self.wall() - taken > LEASE_SECONDS / 2:
+                    # Never write on a lease that may expire mid-way (another writer could take it over).
+                    return Rebuilt(Outcome("retry", f"role {role}: its lease is running out; retrying"))
                 parts = parts_by_role(self.iam).get(role, {})
                 decision = decide_role(self.config, self.iam, role, record.grants.values(), parts)
                 start = len(self.run.results)
