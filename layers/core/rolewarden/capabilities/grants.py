@@ -30,7 +30,7 @@ import json
 import os
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -268,7 +268,7 @@ LEASE_SECONDS = 60.0
 #: IAM reads lag writes by seconds. Within this window after RoleWarden published a version, a read-back
 #: that does not show it yet is stale (retry); after it, the read-back is believed (a human changed it).
 IAM_LAG_WINDOW = 300.0
-#: Rebuild attempts of one role in one invocation when the recorded grants change under it.
+#: Continuations a sweep spends on roles it found being written by another invocation.
 MAX_REBUILDS = 3
 
 
@@ -305,35 +305,35 @@ class Recorded:
         self.levels, _ = level_table(run.config)
         self.buckets_read = 0
 
-    # -- leases ---------------------------------------------------------------------------------
-    def _lease(self, key: str) -> str:
-        owner = uuid.uuid4().hex
-        if not aws.acquire_lease(self.table, key, owner, self.wall(), LEASE_SECONDS):
-            raise LeaseHeld(f"{key} is being written by another invocation; retrying")
-        return owner
-
     # -- iam --------------------------------------------------------------------------------------
     def _read_iam(self) -> IamView:
         self.iam = aws.read_iam(self.config.managed_path)
         return self.iam
 
     # -- buckets ----------------------------------------------------------------------------------
-    def _record(self, bucket: str, fresh: TagGrants | None = None) -> tuple[set[str], set[str]]:
-        """Read ``bucket`` from S3 under its lease and record what its tags grant. (roles before, roles now)."""
+    def _record(self, bucket: str, holders: Set[str] = frozenset()) -> tuple[set[str], set[str]]:
+        """Read ``bucket`` from S3 under its lease and record what its tags grant: (roles before, roles now).
+        ``holders``: roles IAM shows holding the bucket; their index items are dropped if the tags no longer
+        name them (an item may predate the bucket's record)."""
         assert self.iam is not None
-        key = f"bucket#{bucket}"
-        owner = self._lease(key)
+        owner = uuid.uuid4().hex
+        taken, before = aws.lease_bucket(self.table, bucket, owner, self.wall(), LEASE_SECONDS)
+        if not taken:
+            raise LeaseHeld(f"bucket {bucket} is being recorded by another invocation; retrying")
+        recorded: dict[str, BucketGrant] | None = None
+        view_exists = True
         try:
             view = aws.read_bucket(bucket, self.config.bucket_grants.tag_prefix)
+            view_exists = view.exists
             self.buckets_read += 1
             parsed = tag_grants(self.config, view, self.iam.roles)
             for finding in parsed.findings:
                 self.run.sink.finding(finding, metric=_FINDING_METRICS.get(finding.rule, "Findings"))
             now = grants_for_bucket(parsed)
-            before = aws.recorded_bucket(self.table, bucket)
-            aws.record_bucket(self.table, bucket, before, now, self.wall())
+            aws.record_role_items(self.table, bucket, before or {}, now, set(holders))
+            recorded = now
         finally:
-            aws.release_lease(self.table, key, owner)
+            aws.release_bucket(self.table, bucket, owner, recorded, self.wall(), gone=not view_exists)
         return set(before or {}), set(now)
 
     # -- roles ------------------------------------------------------------------------------------
@@ -364,52 +364,45 @@ class Recorded:
 
     def rebuild(self, role: str) -> Rebuilt:
         """Make the role's generated policies grant exactly what the table records, under the role's lease."""
-        key = f"role#{role}"
-        try:
-            owner = self._lease(key)
-        except LeaseHeld as exc:
-            return Rebuilt(Outcome("retry", str(exc)), busy=True)
+        owner = uuid.uuid4().hex
         taken = self.wall()
-        wrote = False
+        if not aws.lease_role(self.table, role, owner, taken, LEASE_SECONDS):
+            return Rebuilt(Outcome("retry", f"role {role} is being rebuilt by another invocation; retrying"), busy=True)
+        published: dict[str, str] | None = None
         try:
-            reread = False
-            for _attempt in range(MAX_REBUILDS):
-                record = aws.role_record(self.table, role)
-                if record.published is None:
-                    record = self._bootstrap(role, record)
+            record = aws.role_record(self.table, role)
+            if record.published is None:
+                record = self._bootstrap(role, record)
+            stale = self._stale(record)
+            if stale:
+                self._read_iam()  # another writer may have published since this invocation's read
                 stale = self._stale(record)
-                if stale and not reread:
-                    self._read_iam()  # another writer may have published since this invocation's read
-                    reread = True
-                    stale = self._stale(record)
-                if stale:
-                    self.run.sink.metric("GrantReadsLagging")
-                    return Rebuilt(Outcome("retry", f"role {role}: {stale}"))
-                assert self.iam is not None
-                if self.wall() - taken > LEASE_SECONDS / 2:
-                    # Never write on a lease that may expire mid-way (another writer could take it over).
-                    return Rebuilt(Outcome("retry", f"role {role}: its lease is running out; retrying"))
-                parts = parts_by_role(self.iam).get(role, {})
-                decision = decide_role(self.config, self.iam, role, record.grants.values(), parts)
-                start = len(self.run.results)
-                outcome = self.capability._apply(self.run, decision)
-                if outcome.status != "ok":
-                    return Rebuilt(outcome)
-                applied = [r for r in self.run.results[start:] if r.status == "applied"]
-                if decision.verdict != "refuse":
-                    published = _published_after(role, decision, parts, applied)
-                    if record.published is None or dict(record.published.parts) != published or applied:
-                        aws.record_published(self.table, role, published, self.wall())
-                wrote = wrote or bool(applied)
-                after = aws.role_record(self.table, role)
-                if dict(after.grants) == dict(record.grants):
-                    return Rebuilt(Outcome())
-                if wrote:
-                    # IAM's read-back is now behind our own write: let the redelivery decide again.
-                    return Rebuilt(Outcome("retry", f"role {role}: its grants changed while it was written"))
-            return Rebuilt(Outcome("retry", f"role {role}: its grants keep changing; retrying"))
+            if stale:
+                self.run.sink.metric("GrantReadsLagging")
+                return Rebuilt(Outcome("retry", f"role {role}: {stale}"))
+            if self.wall() - taken > LEASE_SECONDS / 2:
+                # Never write on a lease that may expire mid-way (another writer could take it over).
+                return Rebuilt(Outcome("retry", f"role {role}: its lease is running out; retrying"))
+            assert self.iam is not None
+            parts = parts_by_role(self.iam).get(role, {})
+            decision = decide_role(self.config, self.iam, role, record.grants.values(), parts)
+            start = len(self.run.results)
+            outcome = self.capability._apply(self.run, decision)
+            applied = [r for r in self.run.results[start:] if r.status == "applied"]
+            if decision.verdict != "refuse":
+                versions = _published_after(role, decision, parts, applied)
+                if record.published is None or dict(record.published.parts) != versions or applied:
+                    published = versions  # recorded as the lease is given back
+            if outcome.status != "ok" or not applied:
+                # Nothing written: a bucket recorded after our Query finds the lease taken and retries itself.
+                return Rebuilt(outcome)
+            after = aws.role_record(self.table, role)
+            if dict(after.grants) != dict(record.grants):
+                # Recorded while we wrote: IAM's read-back now lags our own write, so the redelivery decides.
+                return Rebuilt(Outcome("retry", f"role {role}: its grants changed while it was written"))
+            return Rebuilt(Outcome())
         finally:
-            aws.release_lease(self.table, key, owner)
+            aws.release_role(self.table, role, owner, published, self.wall())
 
     # -- targets ----------------------------------------------------------------------------------
     def reconcile(self, targets: Sequence[Target]) -> dict[Target, Outcome]:
@@ -425,14 +418,14 @@ class Recorded:
             if target.kind == "sweep":
                 outcomes[target] = self.sweep()
             elif target.kind == "bucket":
-                try:
-                    before, now = self._record(target.id)
-                except (RetryableError, PermanentError) as exc:
-                    outcomes[target] = _outcome(exc)
-                    continue
                 held = {
                     r for r, parts in owned.items() if any(target.id in _default_buckets(p) for p in parts.values())
                 }
+                try:
+                    before, now = self._record(target.id, held)
+                except (RetryableError, PermanentError) as exc:
+                    outcomes[target] = _outcome(exc)
+                    continue
                 for role in before | now | held:
                     affected.setdefault(role, set()).add(target)
                 outcomes.setdefault(target, Outcome())
