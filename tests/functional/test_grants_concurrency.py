@@ -369,3 +369,58 @@ def test_lagging_iam_reads_lose_no_grant_and_resurrect_no_revoke(world_ready: No
         assert lag.stale_answers > 0, "the injected lag must have answered at least one read"
 
     assert granted() == tagged_for() == {"beta-data", "gamma-data", "delta-data", "omega-data"}
+
+
+# -- the lease: released on every path, a dead writer's lease expires --------------------------------------
+def _lease_items(table: str = "rolewarden-state") -> list[dict[str, Any]]:
+    items = boto3.client("dynamodb").scan(TableName=table)["Items"]
+    return [i for i in items if "lease_owner" in i]
+
+
+def test_a_failed_iam_write_gives_the_leases_back_and_the_redelivery_completes(world_ready: None) -> None:
+    """IAM answers the first CreatePolicy with ServiceFailure (moto cannot be made to fail one call: raised
+    from a botocore before-call hook, so the error reaches RoleWarden as IAM's error shape would)."""
+    from botocore.exceptions import ClientError
+
+    failing = {"left": 1}
+
+    def fail_create(model: Any, **_: Any) -> None:
+        if model.name == "CreatePolicy" and failing["left"] > 0:
+            failing["left"] -= 1
+            raise ClientError({"Error": {"Code": "ServiceFailure", "Message": "injected"}}, "CreatePolicy")
+
+    queue = Queue()
+    tag("base-data")
+    clients.add_hook("before-call.iam", fail_create)
+    try:
+        result = queue.invoke("bucket_grants", bucket_event("base-data", "e-fail"))
+    finally:
+        clients.remove_hook("before-call.iam", fail_create)
+    assert len(result["batchItemFailures"]) == 1
+    assert _lease_items() == [], "every lease is given back, even when the write failed"
+    queue.redeliver()
+    assert granted() == {"base-data"}
+
+
+def test_a_held_lease_retries_and_an_expired_one_is_taken_over(world_ready: None) -> None:
+    import time
+
+    queue = Queue()
+    tag("base-data")
+    ddb = boto3.client("dynamodb")
+    key = {"pk": {"S": f"grants#role#{ROLE}"}, "sk": {"S": "published"}}
+
+    def lease(until: float) -> None:
+        ddb.put_item(
+            TableName="rolewarden-state",
+            Item={**key, "lease_owner": {"S": "another-container"}, "lease_until": {"N": str(int(until))}},
+        )
+
+    lease(time.time() + 600)  # another container holds the role
+    result = queue.invoke("bucket_grants", bucket_event("base-data", "e-held"))
+    assert len(result["batchItemFailures"]) == 1 and granted() == set()
+
+    lease(time.time() - 1)  # that container died; its lease expired
+    queue.redeliver()
+    assert granted() == {"base-data"}
+    assert _lease_items() == []
