@@ -138,6 +138,11 @@ def test_a_sweep_larger_than_its_budget_continues_from_its_cursor_and_ends_as_a_
     make("stale-grant", {"rolewarden:read": "web-server"})
     invoke(bucket_event("stale-grant"))
     s3().delete_bucket_tagging(Bucket="stale-grant")
+    # A granted bucket deleted without an event reaching RoleWarden.
+    make("gone-data", {"rolewarden:read": "batch-worker"})
+    invoke(bucket_event("gone-data"))
+    s3().delete_bucket_tagging(Bucket="gone-data")
+    s3().delete_bucket(Bucket="gone-data")
 
     cursor: str | None = None
     parts = 0
@@ -174,6 +179,9 @@ def test_a_sweep_larger_than_its_budget_continues_from_its_cursor_and_ends_as_a_
                 )
         assert granted(role) == expected, role
     assert "stale-grant" not in json.dumps(chunked)
+    assert "gone-data" not in json.dumps(chunked)
+    recorded = boto3.client("dynamodb").scan(TableName=table)["Items"]
+    assert not [i for i in recorded if "gone-data" in i["sk"]["S"]], "a deleted bucket is forgotten"
 
     # A one-shot sweep over the same world finds nothing to change: the chunked sweep ended where it would.
     outcome, run = sweep_part(None, budget=None)

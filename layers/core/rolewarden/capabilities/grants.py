@@ -302,7 +302,6 @@ class Recorded:
         self.table = table
         self.wall = wall
         self.iam: IamView | None = None
-        self.levels, _ = level_table(run.config)
         self.buckets_read = 0
 
     # -- iam --------------------------------------------------------------------------------------
@@ -517,7 +516,7 @@ class Recorded:
             return
         self.buckets_read += 1
         parsed = tag_grants(self.config, view, self.iam.roles)
-        if grants_for_bucket(parsed) == dict(recorded or {}):
+        if grants_for_bucket(parsed) == dict(recorded or {}) and (view.exists or recorded is None):
             for finding in parsed.findings:
                 self.run.sink.finding(finding, metric=_FINDING_METRICS.get(finding.rule, "Findings"))
             return  # already recorded: no write, no lease
