@@ -424,3 +424,25 @@ def test_a_held_lease_retries_and_an_expired_one_is_taken_over(world_ready: None
     queue.redeliver()
     assert granted() == {"base-data"}
     assert _lease_items() == []
+
+
+def test_interleaving_and_lagging_reads_together(world_ready: None) -> None:
+    """Both at once: two writers of one role interleaved while IAM's reads lag every write."""
+    queue = Queue()
+    tag("base-data")
+    tag("leaving-data")
+    settle(queue, "base-data", "leaving-data")
+
+    tag("joining-data")
+    tag("leaving-data", None)
+    with LaggingIamReads(lag=3) as lag:
+        paused = interleave(
+            queue,
+            ("bucket_grants", bucket_event("joining-data", "e-grant")),
+            ("bucket_grants", bucket_event("leaving-data", "e-revoke")),
+        )
+        tag("later-data")
+        queue.invoke("bucket_grants", bucket_event("later-data", "e-later"))
+        queue.redeliver()
+    assert paused and lag.stale_answers > 0
+    assert granted() == tagged_for() == {"base-data", "joining-data", "later-data"}
