@@ -176,6 +176,7 @@ def test_permission_changing_actions_make_a_level_unusable(action: str) -> None:
     result = tag_grants(config, BucketView("data", tags={"rolewarden:tagger": "web-server"}), ROLES)
     assert result.grants == {}
     assert [f.rule for f in result.findings] == ["unknown-action"]
+    assert "change who may access" in result.findings[0].message
 
 
 @pytest.mark.parametrize(

@@ -296,6 +296,11 @@ def refusal(name: str, roles: Mapping[str, RoleInfo], managed_path: str) -> str 
     return None
 
 
+def _why_refused(actions: Sequence[str]) -> str:
+    changing = [a for a in actions if a in PERMISSION_CHANGING_ACTIONS]
+    return f": {', '.join(changing)} would let the grantee change who may access the data" if changing else ""
+
+
 @dataclass(frozen=True)
 class TagGrants:
     """What one bucket's tags grant: role -> levels, and the refusals found on the way."""
@@ -336,8 +341,8 @@ def tag_grants(config: Config, bucket: BucketView, roles: Mapping[str, RoleInfo]
                 _finding(
                     bucket.name,
                     "unknown-action",
-                    f"level {level!r} names S3 actions RoleWarden does not grant ({', '.join(unknown[level])}); "
-                    f"tag {key} is ignored",
+                    f"level {level!r} names S3 actions RoleWarden does not grant ({', '.join(unknown[level])}"
+                    f"{_why_refused(unknown[level])}); tag {key} is ignored",
                     tag=key,
                 )
             )
