@@ -188,7 +188,10 @@ def test_tagging_a_bucket_grants_read_to_the_named_role(grants: Any, roles: None
     policy = policies["rolewarden-grants-web-server"]
     assert policy["attached"] == ["web-server"]
     assert statements(policy["document"]) == {
-        "ReadBuckets": (["s3:GetBucketLocation", "s3:ListBucket"], ["arn:aws:s3:::data-lake"]),
+        "ReadBuckets": (
+            ["s3:GetBucketLocation", "s3:ListBucket", "s3:ListBucketVersions"],
+            ["arn:aws:s3:::data-lake"],
+        ),
         "ReadObjects": (["s3:GetObject", "s3:GetObjectVersion"], ["arn:aws:s3:::data-lake/*"]),
     }
     assert generated("batch-worker") == {}
@@ -212,7 +215,7 @@ def test_narrowing_and_revoking_rotate_then_delete(grants: Any, roles: None) -> 
     assert after["versions"] == ["v1", "v2"] and after["default"] == "v2"
     assert statements(after["document"]) == {
         "ReadBuckets": (
-            ["s3:GetBucketLocation", "s3:ListBucket"],
+            ["s3:GetBucketLocation", "s3:ListBucket", "s3:ListBucketVersions"],
             ["arn:aws:s3:::alpha-data", "arn:aws:s3:::beta-data"],
         ),
         "ReadObjects": (

@@ -453,7 +453,7 @@ def test_explain_role(cli: Callable[..., Result], config: Path) -> None:
     (document,) = granted["grants"]["policy documents"]
     assert document["policy"] == "rolewarden-grants-reporting"
     assert document["statements"] == [
-        "ReadBuckets: Allow s3:GetBucketLocation, s3:ListBucket on arn:aws:s3:::acme-reports",
+        "ReadBuckets: Allow s3:GetBucketLocation, s3:ListBucket, s3:ListBucketVersions on arn:aws:s3:::acme-reports",
         "ReadObjects: Allow s3:GetObject, s3:GetObjectVersion on arn:aws:s3:::acme-reports/*",
     ]
     assert granted["would do"][0].startswith("create rolewarden-grants-reporting")

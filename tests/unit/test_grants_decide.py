@@ -38,6 +38,7 @@ from rolewarden.decide.grants import (
     tag_grants,
     trusted_grants,
 )
+from rolewarden.errors import ConfigError
 
 ACCOUNT = "123456789012"
 PATH = "/rolewarden/"
@@ -155,6 +156,52 @@ def test_bucket_level_rules(bucket: BucketView, tags: None, grants: dict[str, An
     assert [f.rule for f in result.findings] == ([rule] if rule else [])
 
 
+@pytest.mark.parametrize(
+    "action",
+    [
+        pytest.param("s3:PutObjectTagging", id="put-object-tagging"),
+        pytest.param("s3:DeleteObjectTagging", id="delete-object-tagging"),
+        pytest.param("s3:PutObjectVersionTagging", id="put-object-version-tagging"),
+        pytest.param("s3:DeleteObjectVersionTagging", id="delete-object-version-tagging"),
+        pytest.param("s3:PutObjectAcl", id="object-acl"),
+        pytest.param("s3:PutBucketPolicy", id="bucket-policy"),
+    ],
+)
+def test_permission_changing_actions_make_a_level_unusable(action: str) -> None:
+    """Object tags feed s3:ExistingObjectTag conditions (ABAC): changing them changes who may read."""
+    config = parse_config(f"version: 1\nbucket_grants:\n  levels:\n    tagger: [s3:GetObject, {action}]\n")
+    usable, unknown = level_table(config)
+    assert "tagger" not in usable and unknown["tagger"] == [action]
+    assert resource_type(action) is None
+    result = tag_grants(config, BucketView("data", tags={"rolewarden:tagger": "web-server"}), ROLES)
+    assert result.grants == {}
+    assert [f.rule for f in result.findings] == ["unknown-action"]
+    assert "change who may access" in result.findings[0].message
+
+
+@pytest.mark.parametrize(
+    ("actions", "error"),
+    [
+        pytest.param("[s3:GetObject, s3:GetObjectVersion]", "without s3:ListBucketVersions", id="version-without-list"),
+        pytest.param("[s3:GetObject, s3:GetObjectVersion, s3:ListBucketVersions]", None, id="version-with-list"),
+        pytest.param("[s3:GetObject, s3:ListBucket]", None, id="no-versions-at-all"),
+        pytest.param("[s3:ListBucketVersions]", None, id="list-versions-alone"),
+    ],
+)
+def test_a_level_granting_object_versions_must_list_them(actions: str, error: str | None) -> None:
+    text = f"version: 1\nbucket_grants:\n  levels:\n    history: {actions}\n"
+    if error is None:
+        assert "history" in parse_config(text).bucket_grants.levels
+    else:
+        with pytest.raises(ConfigError, match=error):
+            parse_config(text)
+
+
+def test_the_default_read_level_lists_the_versions_it_reads() -> None:
+    read = LEVELS["read"]
+    assert "s3:GetObjectVersion" in read.object and "s3:ListBucketVersions" in read.bucket
+
+
 def test_a_level_naming_an_ungrantable_action_is_refused() -> None:
     config = parse_config("version: 1\nbucket_grants:\n  levels:\n    admin: [s3:PutBucketPolicy]\n")
     result = tag_grants(config, BucketView("data", tags={"rolewarden:admin": "web-server"}), ROLES)
@@ -174,7 +221,7 @@ def test_render_groups_buckets_per_level_combination() -> None:
             {
                 "Sid": "ReadBuckets",
                 "Effect": "Allow",
-                "Action": ["s3:GetBucketLocation", "s3:ListBucket"],
+                "Action": ["s3:GetBucketLocation", "s3:ListBucket", "s3:ListBucketVersions"],
                 "Resource": ["arn:aws:s3:::a-one", "arn:aws:s3:::b-two"],
             },
             {
@@ -186,7 +233,12 @@ def test_render_groups_buckets_per_level_combination() -> None:
             {
                 "Sid": "ReadWriteBuckets",
                 "Effect": "Allow",
-                "Action": ["s3:GetBucketLocation", "s3:ListBucket", "s3:ListBucketMultipartUploads"],
+                "Action": [
+                    "s3:GetBucketLocation",
+                    "s3:ListBucket",
+                    "s3:ListBucketMultipartUploads",
+                    "s3:ListBucketVersions",
+                ],
                 "Resource": ["arn:aws:s3:::c-three"],
             },
             {

@@ -29,7 +29,8 @@ _ACTION_RE = re.compile(r"^[a-z0-9-]+:[A-Za-z0-9*]+$")
 _POLICY_ARN_RE = re.compile(r"^arn:aws[a-z-]*:iam::(aws|\d{12}):policy/[\x21-\x7e]+$")
 
 DEFAULT_LEVELS: dict[str, list[str]] = {
-    "read": ["s3:GetObject", "s3:GetObjectVersion", "s3:ListBucket", "s3:GetBucketLocation"],
+    # GetObjectVersion reads a version by id; ListBucketVersions is how a reader learns the ids.
+    "read": ["s3:GetObject", "s3:GetObjectVersion", "s3:ListBucket", "s3:ListBucketVersions", "s3:GetBucketLocation"],
     "write": [
         "s3:PutObject",
         "s3:DeleteObject",
@@ -126,6 +127,11 @@ class BucketGrants(_Strict):
                     raise ValueError(f"level {level!r}: {action!r} is not an s3: action")
                 if action in ("s3:*", "s3:") or action.endswith(":*"):
                     raise ValueError(f"level {level!r}: {action!r} grants every S3 action; list actions")
+            if "s3:GetObjectVersion" in actions and "s3:ListBucketVersions" not in actions:
+                raise ValueError(
+                    f"level {level!r} grants s3:GetObjectVersion without s3:ListBucketVersions: a reader could "
+                    "fetch a version only by an id it cannot list; add s3:ListBucketVersions to the level"
+                )
         return value
 
 

@@ -161,8 +161,9 @@ def _bucket(value: str, where: str) -> str:
 
 
 def _s3_calls(env: Envelope) -> list[Target]:
-    """PutBucketTagging, DeleteBucketTagging, CreateBucket, DeleteBucket carry bucketName; the
-    TagResource/UntagResource calls (S3 console, CloudFormation, ABAC buckets) carry the bucket ARN."""
+    """PutBucketTagging, DeleteBucketTagging, CreateBucket, DeleteBucket and Put/DeleteBucketEncryption carry
+    bucketName; the TagResource/UntagResource calls (S3 console, CloudFormation, ABAC buckets) carry the
+    bucket ARN."""
     params = cloudtrail_request(env)
     if params is None:
         return []
@@ -265,6 +266,9 @@ ROUTES: dict[str, list[Route]] = {
                     "DeleteBucket",
                     "TagResource",
                     "UntagResource",
+                    # A grant names the bucket's default customer key: a key change re-grants at once.
+                    "PutBucketEncryption",
+                    "DeleteBucketEncryption",
                 }
             ),
         ),

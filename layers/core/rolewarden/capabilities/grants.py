@@ -26,7 +26,11 @@ an event was lost are corrected by the sweep, which reads every bucket.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import json
+import os
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -200,6 +204,14 @@ class BucketGrants:
 
     # -- apply ----------------------------------------------------------------------------------
     def reconcile(self, run: Run, targets: Sequence[Target]) -> dict[Target, Outcome]:
+        table = os.environ.get("ROLEWARDEN_TABLE")
+        if table and not run.executor.dry_run:
+            return Recorded(self, run, table).reconcile(targets)
+        # No state table (the CLI without --table, a bare test) or a dry run (writes nothing, so races
+        # nothing): decide from IAM's read-back as before.
+        return self._reconcile_from_iam(run, targets)
+
+    def _reconcile_from_iam(self, run: Run, targets: Sequence[Target]) -> dict[Target, Outcome]:
         try:
             plan = self.plan(run, targets)
         except (RetryableError, PermanentError) as exc:
@@ -248,6 +260,349 @@ class BucketGrants:
                 # Stop here: the remaining steps of a re-split assume this one happened.
                 return Outcome("retry" if result.retryable else "dead", result.error)
         return Outcome()
+
+
+# ================================================================== the recorded design (state table)
+#: How long a writer holds a role's or a bucket's lease at most (an event's writes take seconds).
+LEASE_SECONDS = 60.0
+#: IAM reads lag writes by seconds. Within this window after RoleWarden published a version, a read-back
+#: that does not show it yet is stale (retry); after it, the read-back is believed (a human changed it).
+IAM_LAG_WINDOW = 300.0
+#: Continuations a sweep spends on roles it found being written by another invocation.
+MAX_REBUILDS = 3
+
+
+class LeaseHeld(RetryableError):
+    """Another invocation is writing this role or bucket now: fail the record, SQS redelivers it."""
+
+
+@dataclass
+class Rebuilt:
+    outcome: Outcome
+    busy: bool = False  # another invocation held the role's lease
+
+
+class Recorded:
+    """Bucket grants with RoleWarden's own record as the source of truth (see the README, bucket grants).
+
+    * A bucket event records what the bucket's tags grant (read from S3 under the bucket's lease) in the
+      state table, then rebuilds every role it granted before or grants now.
+    * A role is rebuilt under its lease from one strongly consistent Query of its recorded grants; IAM's
+      read-back only says what is there now (a cache), and it is checked against the versions RoleWarden
+      last published: a read-back that does not show them yet lags, and the record is retried instead of
+      deciding from it.
+    * After writing, the role's grants are read from the table again: a bucket recorded meanwhile by a
+      writer that found the lease taken (and was itself told to retry) is never dropped.
+    """
+
+    def __init__(self, capability: BucketGrants, run: Run, table: str, wall: Callable[[], float] = time.time) -> None:
+        self.capability = capability
+        self.run = run
+        self.config = run.config
+        self.table = table
+        self.wall = wall
+        self.iam: IamView | None = None
+        self.buckets_read = 0
+
+    # -- iam --------------------------------------------------------------------------------------
+    def _read_iam(self) -> IamView:
+        self.iam = aws.read_iam(self.config.managed_path)
+        return self.iam
+
+    # -- buckets ----------------------------------------------------------------------------------
+    def _record(self, bucket: str, holders: Set[str] = frozenset()) -> tuple[set[str], set[str]]:
+        """Read ``bucket`` from S3 under its lease and record what its tags grant: (roles before, roles now).
+        ``holders``: roles IAM shows holding the bucket; their index items are dropped if the tags no longer
+        name them (an item may predate the bucket's record)."""
+        assert self.iam is not None
+        owner = uuid.uuid4().hex
+        taken, before = aws.lease_bucket(self.table, bucket, owner, self.wall(), LEASE_SECONDS)
+        if not taken:
+            raise LeaseHeld(f"bucket {bucket} is being recorded by another invocation; retrying")
+        recorded: dict[str, BucketGrant] | None = None
+        view_exists = True
+        try:
+            view = aws.read_bucket(bucket, self.config.bucket_grants.tag_prefix)
+            view_exists = view.exists
+            self.buckets_read += 1
+            parsed = tag_grants(self.config, view, self.iam.roles)
+            for finding in parsed.findings:
+                self.run.sink.finding(finding, metric=_FINDING_METRICS.get(finding.rule, "Findings"))
+            now = grants_for_bucket(parsed)
+            aws.record_role_items(self.table, bucket, before or {}, now, set(holders))
+            recorded = now
+        finally:
+            aws.release_bucket(self.table, bucket, owner, recorded, self.wall(), gone=not view_exists)
+        return set(before or {}), set(now)
+
+    # -- roles ------------------------------------------------------------------------------------
+    def _stale(self, record: aws.RoleRecord) -> str | None:
+        """Why IAM's read-back lags what RoleWarden published for the role, or None."""
+        published = record.published
+        assert self.iam is not None
+        if published is None or self.wall() - published.time > IAM_LAG_WINDOW:
+            return None
+        for name, version in sorted(published.parts.items()):
+            policy = self.iam.policies.get(name)
+            if policy is None or version not in {v.version_id for v in policy.versions}:
+                age = self.wall() - published.time
+                return f"IAM does not show {name} {version} yet (RoleWarden published it {age:.0f} s ago)"
+        return None
+
+    def _bootstrap(self, role: str, record: aws.RoleRecord) -> aws.RoleRecord:
+        """A role RoleWarden has never published for (the table is new): record the buckets its generated
+        policies name (any version), so no grant made before the table existed is dropped."""
+        assert self.iam is not None
+        parts = parts_by_role(self.iam).get(role, {})
+        named = {b for p in parts.values() for v in p.versions for b in buckets_named(v.document)}
+        recorded = set(aws.recorded_buckets(self.table)) if named else set()
+        missing = sorted(named - recorded - set(record.grants))
+        for bucket in missing:
+            self._record(bucket)
+        return aws.role_record(self.table, role) if missing else record
+
+    def rebuild(self, role: str) -> Rebuilt:
+        """Make the role's generated policies grant exactly what the table records, under the role's lease."""
+        owner = uuid.uuid4().hex
+        taken = self.wall()
+        if not aws.lease_role(self.table, role, owner, taken, LEASE_SECONDS):
+            return Rebuilt(Outcome("retry", f"role {role} is being rebuilt by another invocation; retrying"), busy=True)
+        published: dict[str, str] | None = None
+        try:
+            record = aws.role_record(self.table, role)
+            if record.published is None:
+                record = self._bootstrap(role, record)
+            stale = self._stale(record)
+            if stale:
+                self._read_iam()  # another writer may have published since this invocation's read
+                stale = self._stale(record)
+            if stale:
+                self.run.sink.metric("GrantReadsLagging")
+                return Rebuilt(Outcome("retry", f"role {role}: {stale}"))
+            if self.wall() - taken > LEASE_SECONDS / 2:
+                # Never write on a lease that may expire mid-way (another writer could take it over).
+                return Rebuilt(Outcome("retry", f"role {role}: its lease is running out; retrying"))
+            assert self.iam is not None
+            parts = parts_by_role(self.iam).get(role, {})
+            decision = decide_role(self.config, self.iam, role, record.grants.values(), parts)
+            start = len(self.run.results)
+            outcome = self.capability._apply(self.run, decision)
+            applied = [r for r in self.run.results[start:] if r.status == "applied"]
+            if decision.verdict != "refuse":
+                versions = _published_after(role, decision, parts, applied)
+                if record.published is None or dict(record.published.parts) != versions or applied:
+                    published = versions  # recorded as the lease is given back
+            if outcome.status != "ok" or not applied:
+                # Nothing written: a bucket recorded after our Query finds the lease taken and retries itself.
+                return Rebuilt(outcome)
+            after = aws.role_record(self.table, role)
+            if dict(after.grants) != dict(record.grants):
+                # Recorded while we wrote: IAM's read-back now lags our own write, so the redelivery decides.
+                return Rebuilt(Outcome("retry", f"role {role}: its grants changed while it was written"))
+            return Rebuilt(Outcome())
+        finally:
+            aws.release_role(self.table, role, owner, published, self.wall())
+
+    # -- targets ----------------------------------------------------------------------------------
+    def reconcile(self, targets: Sequence[Target]) -> dict[Target, Outcome]:
+        try:
+            self._read_iam()
+        except (RetryableError, PermanentError) as exc:
+            return {t: _outcome(exc) for t in targets}
+        outcomes: dict[Target, Outcome] = {}
+        affected: dict[str, set[Target]] = {}
+        assert self.iam is not None
+        owned = parts_by_role(self.iam)
+        for target in targets:
+            if target.kind == "sweep":
+                outcomes[target] = self.sweep()
+            elif target.kind == "bucket":
+                held = {
+                    r for r, parts in owned.items() if any(target.id in _default_buckets(p) for p in parts.values())
+                }
+                try:
+                    before, now = self._record(target.id, held)
+                except (RetryableError, PermanentError) as exc:
+                    outcomes[target] = _outcome(exc)
+                    continue
+                for role in before | now | held:
+                    affected.setdefault(role, set()).add(target)
+                outcomes.setdefault(target, Outcome())
+            elif target.kind in ("role", "policy"):
+                owner = target.id if target.kind == "role" else self.capability._policy_role(self.iam, target.id)
+                outcomes.setdefault(target, Outcome())
+                if owner is not None:
+                    affected.setdefault(owner, set()).add(target)
+        for role in sorted(affected):
+            try:
+                result = self.rebuild(role).outcome
+            except (RetryableError, PermanentError) as exc:
+                result = _outcome(exc)
+            for target in affected[role]:
+                outcomes[target] = Outcome.worst([outcomes[target], result])
+        return outcomes
+
+    # -- the sweep --------------------------------------------------------------------------------
+    def sweep(self) -> Outcome:
+        """Record every bucket (only the ones whose grants changed cost writes), then rebuild every role.
+        Honours the sweep budget: between two buckets or two roles, a spent budget returns a cursor."""
+        run = self.run
+        assert self.iam is not None
+        try:
+            cursor = _Cursor.parse(run.cursor)
+            if cursor.phase == "buckets":
+                recorded = aws.recorded_buckets(self.table)
+                names = sorted(set(aws.list_buckets()) | set(recorded))
+                for name in names:
+                    if cursor.after is not None and name <= cursor.after:
+                        continue
+                    if run.budget_spent():
+                        return self._pause(cursor)
+                    self._sweep_bucket(name, recorded.get(name))
+                    cursor.after = name
+                cursor = _Cursor("roles")
+            if cursor.phase == "retry":
+                roles = list(cursor.roles)
+            else:
+                roles = sorted(
+                    {r for grants in aws.recorded_buckets(self.table).values() for r in grants}
+                    | set(parts_by_role(self.iam))
+                )
+            busy = list(cursor.busy)
+            failed = 0
+            for role in roles:
+                if cursor.after is not None and role <= cursor.after:
+                    continue
+                if run.budget_spent():
+                    cursor.busy = tuple(busy)
+                    return self._pause(cursor)
+                rebuilt = self.rebuild(role)
+                if rebuilt.busy:
+                    busy.append(role)
+                elif rebuilt.outcome.status != "ok":
+                    failed += 1  # retried by the next sweep
+                cursor.after = role
+        except (RetryableError, PermanentError) as exc:
+            return _outcome(exc)
+        run.sink.log(
+            "INFO",
+            f"grant sweep: {self.buckets_read} buckets re-read, {len(roles)} roles, {failed} failed, "
+            f"{len(busy)} being written elsewhere",
+            capability=self.capability.name,
+            buckets=self.buckets_read,
+            roles=len(roles),
+            failed=failed,
+        )
+        if busy and cursor.attempt < MAX_REBUILDS:
+            # Roles another invocation was writing: that writer may have read the table before this sweep
+            # recorded a change, so they are rebuilt once more in a continuation.
+            return Outcome(continuation=_Cursor("retry", roles=tuple(busy), attempt=cursor.attempt + 1).dump())
+        return Outcome()
+
+    def _sweep_bucket(self, name: str, recorded: Mapping[str, BucketGrant] | None) -> None:
+        assert self.iam is not None
+        try:
+            view = aws.read_bucket(name, self.config.bucket_grants.tag_prefix)
+        except (RetryableError, PermanentError) as exc:
+            self.run.sink.finding(
+                Finding(
+                    self.capability.name,
+                    name,
+                    "bucket-unreadable",
+                    f"cannot read bucket {name}: {exc}; its recorded grants are kept",
+                ),
+                metric="Findings",
+            )
+            return
+        self.buckets_read += 1
+        parsed = tag_grants(self.config, view, self.iam.roles)
+        if grants_for_bucket(parsed) == dict(recorded or {}) and (view.exists or recorded is None):
+            for finding in parsed.findings:
+                self.run.sink.finding(finding, metric=_FINDING_METRICS.get(finding.rule, "Findings"))
+            return  # already recorded: no write, no lease
+        try:
+            self._record(name)  # under the lease, re-read: an event may be recording a fresher read
+        except LeaseHeld:
+            return  # the holder records it
+
+    def _pause(self, cursor: _Cursor) -> Outcome:
+        self.run.sink.log(
+            "INFO",
+            f"grant sweep: budget spent in phase {cursor.phase} after {cursor.after!r}; continuing",
+            capability=self.capability.name,
+            buckets=self.buckets_read,
+        )
+        return Outcome(continuation=cursor.dump())
+
+
+@dataclass
+class _Cursor:
+    """Where a grants sweep resumes: the phase (buckets, roles, retry) and the last name done in it."""
+
+    phase: str = "buckets"
+    after: str | None = None
+    roles: tuple[str, ...] = ()  # phase retry: the roles to rebuild again
+    busy: tuple[str, ...] = ()  # roles found being written elsewhere so far
+    attempt: int = 0
+
+    @classmethod
+    def parse(cls, text: str | None) -> _Cursor:
+        if not text:
+            return cls()
+        try:
+            raw = json.loads(text)
+            cursor = cls(
+                phase=str(raw["phase"]),
+                after=None if raw.get("after") is None else str(raw["after"]),
+                roles=tuple(str(r) for r in raw.get("roles", [])),
+                busy=tuple(str(r) for r in raw.get("busy", [])),
+                attempt=int(raw.get("attempt", 0)),
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            raise PermanentError(f"grants sweep cursor {text[:100]!r} is not one RoleWarden wrote: {exc}") from exc
+        if cursor.phase not in ("buckets", "roles", "retry"):
+            raise PermanentError(f"grants sweep cursor names an unknown phase {cursor.phase!r}")
+        return cursor
+
+    def dump(self) -> str:
+        return json.dumps(
+            {
+                "phase": self.phase,
+                "after": self.after,
+                "roles": list(self.roles),
+                "busy": list(self.busy),
+                "attempt": self.attempt,
+            },
+            separators=(",", ":"),
+        )
+
+
+def grants_for_bucket(parsed: TagGrants) -> dict[str, BucketGrant]:
+    """role -> grant for one bucket's parsed tags."""
+    return {
+        role: BucketGrant(parsed.bucket, tuple(sorted(levels)), parsed.kms_key)
+        for role, levels in parsed.grants.items()
+        if levels
+    }
+
+
+def _published_after(
+    role: str, decision: RoleDecision, parts: Mapping[int, GrantPolicy], applied: Sequence[Any]
+) -> dict[str, str]:
+    """policy name -> default version once the decision's actions are applied (the view's defaults,
+    overridden by the versions the writes made)."""
+    names = {policy_name(role, part): part for part in range(1, len(decision.documents) + 1)}
+    versions: dict[str, str] = {}
+    for name, part in names.items():
+        policy = parts.get(part)
+        if policy is not None and policy.default is not None:
+            versions[name] = policy.default.version_id
+    for result in applied:
+        action_policy = getattr(result.action, "policy_name", None)
+        version = result.detail.get("version")
+        if action_policy in names and version:
+            versions[str(action_policy)] = str(version)
+    return versions
 
 
 def _default_buckets(policy: GrantPolicy) -> set[str]:

@@ -95,16 +95,35 @@ OBJECT_LEVEL_ACTIONS = frozenset(
         "s3:GetObjectTorrent",
         "s3:ListMultipartUploadParts",
         "s3:PutObject",
-        "s3:PutObjectTagging",
-        "s3:PutObjectVersionTagging",
         "s3:DeleteObject",
         "s3:DeleteObjectVersion",
-        "s3:DeleteObjectTagging",
-        "s3:DeleteObjectVersionTagging",
         "s3:AbortMultipartUpload",
         "s3:RestoreObject",
     }
 )
+#: Object tags are an authorization input (s3:ExistingObjectTag conditions in bucket and IAM policies, ABAC):
+#: whoever may change them may change who can read the object. They are refused like the other
+#: permission-changing actions (a level naming one is unusable and reported, never granted).
+PERMISSION_CHANGING_ACTIONS = frozenset(
+    {
+        "s3:PutObjectTagging",
+        "s3:PutObjectVersionTagging",
+        "s3:DeleteObjectTagging",
+        "s3:DeleteObjectVersionTagging",
+        "s3:PutObjectAcl",
+        "s3:PutObjectVersionAcl",
+        "s3:PutBucketPolicy",
+        "s3:DeleteBucketPolicy",
+        "s3:PutBucketAcl",
+        "s3:PutBucketOwnershipControls",
+        "s3:PutBucketPublicAccessBlock",
+        "s3:PutBucketTagging",
+        "s3:PutObjectRetention",
+        "s3:PutObjectLegalHold",
+        "s3:BypassGovernanceRetention",
+    }
+)
+assert not PERMISSION_CHANGING_ACTIONS & (BUCKET_LEVEL_ACTIONS | OBJECT_LEVEL_ACTIONS)
 _DECRYPT = ("kms:Decrypt",)
 _ENCRYPT = ("kms:Decrypt", "kms:GenerateDataKey")  # multipart uploads also need Decrypt
 #: What an S3 action needs from the bucket's customer key when the bucket is SSE-KMS encrypted.
@@ -277,6 +296,11 @@ def refusal(name: str, roles: Mapping[str, RoleInfo], managed_path: str) -> str 
     return None
 
 
+def _why_refused(actions: Sequence[str]) -> str:
+    changing = [a for a in actions if a in PERMISSION_CHANGING_ACTIONS]
+    return f": {', '.join(changing)} would let the grantee change who may access the data" if changing else ""
+
+
 @dataclass(frozen=True)
 class TagGrants:
     """What one bucket's tags grant: role -> levels, and the refusals found on the way."""
@@ -317,8 +341,8 @@ def tag_grants(config: Config, bucket: BucketView, roles: Mapping[str, RoleInfo]
                 _finding(
                     bucket.name,
                     "unknown-action",
-                    f"level {level!r} names S3 actions RoleWarden does not grant ({', '.join(unknown[level])}); "
-                    f"tag {key} is ignored",
+                    f"level {level!r} names S3 actions RoleWarden does not grant ({', '.join(unknown[level])}"
+                    f"{_why_refused(unknown[level])}); tag {key} is ignored",
                     tag=key,
                 )
             )
