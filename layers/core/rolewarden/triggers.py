@@ -9,12 +9,13 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Literal
 
 from rolewarden.errors import MalformedEvent
 from rolewarden.model import LifecycleAction
 
-TargetKind = Literal["instance", "bucket", "role", "policy", "sweep"]
+TargetKind = Literal["instance", "bucket", "role", "policy", "profile", "sweep"]
 INSTANCE_ID_RE = re.compile(r"^i-[0-9a-f]{8,17}$")
 _INSTANCE_ARN_RE = re.compile(r"^arn:aws[a-z-]*:ec2:[a-z0-9-]+:\d{12}:instance/(i-[0-9a-f]{8,17})$")
 CLOUDTRAIL = "AWS API Call via CloudTrail"
@@ -26,6 +27,10 @@ class Target:
     kind: TargetKind
     id: str
     lifecycle: LifecycleAction | None = field(default=None, compare=False, hash=False)
+    #: Epoch seconds of the launch event (EC2 state change, Auto Scaling launch or launch lifecycle
+    #: action) that named the instance; None for other events. A young launch's instance that EC2
+    #: does not show yet is retried, not skipped.
+    launched_at: float | None = field(default=None, compare=False, hash=False)
 
 
 SWEEP = Target("sweep", "*")
@@ -40,6 +45,15 @@ class Envelope:
     resources: tuple[str, ...] = ()
     region: str = ""
     account: str = ""
+    time: str = ""
+
+    @property
+    def epoch(self) -> float | None:
+        """The event's ``time`` as epoch seconds (None when absent or unreadable)."""
+        try:
+            return datetime.fromisoformat(self.time.replace("Z", "+00:00")).timestamp() if self.time else None
+        except ValueError:
+            return None
 
 
 def parse_envelope(event: Any) -> Envelope:
@@ -67,6 +81,7 @@ def parse_envelope(event: Any) -> Envelope:
         resources=tuple(resources),
         region=str(event.get("region", "")),
         account=str(event.get("account", "")),
+        time=str(event.get("time", "")),
     )
 
 
@@ -85,11 +100,13 @@ def _instance_id(value: str, where: str) -> str:
 
 # -- extractors ------------------------------------------------------------------------------
 def _ec2_state(env: Envelope) -> list[Target]:
-    return [Target("instance", _instance_id(_str(env.detail, "instance-id"), "detail.instance-id"))]
+    instance_id = _instance_id(_str(env.detail, "instance-id"), "detail.instance-id")
+    return [Target("instance", instance_id, launched_at=env.epoch)]
 
 
 def _asg_launch(env: Envelope) -> list[Target]:
-    return [Target("instance", _instance_id(_str(env.detail, "EC2InstanceId"), "detail.EC2InstanceId"))]
+    instance_id = _instance_id(_str(env.detail, "EC2InstanceId"), "detail.EC2InstanceId")
+    return [Target("instance", instance_id, launched_at=env.epoch)]
 
 
 def _asg_lifecycle(env: Envelope) -> list[Target]:
@@ -103,7 +120,7 @@ def _asg_lifecycle(env: Envelope) -> list[Target]:
         token=_str(detail, "LifecycleActionToken"),
         instance_id=instance_id,
     )
-    return [Target("instance", instance_id, lifecycle=action)]
+    return [Target("instance", instance_id, lifecycle=action, launched_at=env.epoch)]
 
 
 def _tag_change_instances(env: Envelope) -> list[Target]:
@@ -232,6 +249,21 @@ def _iam_calls(env: Envelope) -> list[Target]:
     return [Target("role", role)]
 
 
+#: IAM changes to an instance profile's role: the instance-profiles capability judges the profile again.
+IAM_PROFILE_EVENTS = frozenset({"AddRoleToInstanceProfile", "RemoveRoleFromInstanceProfile"})
+_PROFILE_NAME_RE = re.compile(r"^[\w+=,.@-]{1,128}$", re.ASCII)
+
+
+def _iam_profile_calls(env: Envelope) -> list[Target]:
+    params = cloudtrail_request(env)
+    if params is None:
+        return []
+    name = params.get("instanceProfileName")
+    if not isinstance(name, str) or not _PROFILE_NAME_RE.match(name):
+        raise MalformedEvent("requestParameters.instanceProfileName is not an instance profile name")
+    return [Target("profile", name)]
+
+
 Extractor = Callable[[Envelope], list[Target]]
 
 
@@ -250,6 +282,7 @@ ROUTES: dict[str, list[Route]] = {
         Route("aws.autoscaling", "EC2 Instance-launch Lifecycle Action", _asg_lifecycle),
         Route("aws.tag", "Tag Change on Resource", _tag_change_instances),
         Route("aws.ec2", CLOUDTRAIL, _ec2_tag_calls, frozenset({"CreateTags", "DeleteTags"})),
+        Route("aws.iam", CLOUDTRAIL, _iam_profile_calls, IAM_PROFILE_EVENTS),
         Route("aws.events", SCHEDULED, _sweep),
     ],
     "bucket_grants": [

@@ -56,9 +56,51 @@ def describe_instances(instance_ids: Iterable[str]) -> dict[str, InstanceView]:
 
 def sweep_instances() -> dict[str, InstanceView]:
     """Every instance that can hold a profile (paginated, 1,000 a page)."""
-    return {
-        view.instance_id: view for view in _describe([{"Name": "instance-state-name", "Values": list(SWEEP_STATES)}])
-    }
+    found: dict[str, InstanceView] = {}
+    for views, _next in sweep_pages():
+        found.update(views)
+    return found
+
+
+#: Instances per DescribeInstances page of the sweep (EC2 allows 5-1000); the sweep checks its time
+#: budget between pages. A test lowers it.
+SWEEP_PAGE_SIZE = 1000
+
+
+def sweep_pages(start_token: str | None = None) -> Iterator[tuple[dict[str, InstanceView], str | None]]:
+    """Every instance that can hold a profile, one DescribeInstances page at a time, with the
+    NextToken that resumes after it (None on the last page). ``start_token`` resumes a sweep."""
+    ec2 = client("ec2")
+    token = start_token
+    while True:
+        kwargs: dict[str, Any] = {
+            "Filters": [{"Name": "instance-state-name", "Values": list(SWEEP_STATES)}],
+            "MaxResults": SWEEP_PAGE_SIZE,
+        }
+        if token:
+            kwargs["NextToken"] = token
+        try:
+            page = ec2.describe_instances(**kwargs)
+        except (ClientError, BotoCoreError) as exc:
+            raise classify(exc, "ec2:DescribeInstances") from exc
+        views = {
+            view.instance_id: view
+            for reservation in page.get("Reservations", [])
+            for view in (_view(raw) for raw in reservation.get("Instances", []))
+        }
+        token = page.get("NextToken") or None
+        yield views, token
+        if token is None:
+            return
+
+
+def instances_holding(profile_arn: str) -> dict[str, InstanceView]:
+    """Instances (in a state that can hold a profile) whose attached profile is ``profile_arn``."""
+    filters = [
+        {"Name": "iam-instance-profile.arn", "Values": [profile_arn]},
+        {"Name": "instance-state-name", "Values": list(SWEEP_STATES)},
+    ]
+    return {view.instance_id: view for view in _describe(filters)}
 
 
 def describe_associations(instance_ids: Iterable[str] | None) -> dict[str, Association]:
@@ -116,5 +158,14 @@ def complete_lifecycle_action(group: str, hook: str, token: str, instance_id: st
         LifecycleHookName=hook,
         LifecycleActionToken=token,
         LifecycleActionResult=result,
+        InstanceId=instance_id,
+    )
+
+
+def record_lifecycle_action_heartbeat(group: str, hook: str, token: str, instance_id: str) -> None:
+    client("autoscaling").record_lifecycle_action_heartbeat(
+        AutoScalingGroupName=group,
+        LifecycleHookName=hook,
+        LifecycleActionToken=token,
         InstanceId=instance_id,
     )
