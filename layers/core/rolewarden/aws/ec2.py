@@ -9,6 +9,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from rolewarden.aws.clients import client
 from rolewarden.aws.errors import classify, code_of
+from rolewarden.errors import RetryableError
 from rolewarden.model import Association, InstanceView
 
 #: EC2 accepts up to 200 values in one filter.
@@ -39,7 +40,13 @@ def _describe(filters: list[dict[str, Any]]) -> Iterator[InstanceView]:
             for reservation in page.get("Reservations", []):
                 for raw in reservation.get("Instances", []):
                     yield _view(raw)
-    except (ClientError, BotoCoreError) as exc:
+    except ClientError as exc:
+        if code_of(exc) == "InvalidInstanceID.NotFound":
+            # With an instance-id *filter* EC2 omits unknown ids; this answer can only be EC2's eventual
+            # consistency just after a launch, so the batch is retried rather than its instances skipped.
+            raise RetryableError(f"ec2:DescribeInstances: {exc}", "InvalidInstanceID.NotFound") from exc
+        raise classify(exc, "ec2:DescribeInstances") from exc
+    except BotoCoreError as exc:
         raise classify(exc, "ec2:DescribeInstances") from exc
 
 
@@ -95,12 +102,11 @@ def sweep_pages(start_token: str | None = None) -> Iterator[tuple[dict[str, Inst
 
 
 def instances_holding(profile_arn: str) -> dict[str, InstanceView]:
-    """Instances (in a state that can hold a profile) whose attached profile is ``profile_arn``."""
-    filters = [
-        {"Name": "iam-instance-profile.arn", "Values": [profile_arn]},
-        {"Name": "instance-state-name", "Values": list(SWEEP_STATES)},
-    ]
-    return {view.instance_id: view for view in _describe(filters)}
+    """Instances whose active association is ``profile_arn``. The associations are the source of truth
+    (DescribeInstances can lag a Replace), read in one paginated call; then one DescribeInstances for
+    the holders' tags."""
+    holders = [i for i, a in describe_associations(None).items() if a.profile_arn == profile_arn]
+    return describe_instances(holders) if holders else {}
 
 
 def describe_associations(instance_ids: Iterable[str] | None) -> dict[str, Association]:
