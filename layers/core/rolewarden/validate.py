@@ -23,7 +23,7 @@ def _profile_problems(config: Config) -> list[str]:
     configured permissions boundary, unless that rule says allow_privileged."""
     settings = config.instance_profiles
     named: list[tuple[str, str, bool]] = [
-        (f"instance_profiles.rules.{i}", r.profile, r.allow_privileged) for i, r in enumerate(settings.rules)
+        (f"instance_profiles.rules.{i}.profile", r.profile, r.allow_privileged) for i, r in enumerate(settings.rules)
     ]
     if settings.default:
         named.append(("instance_profiles.default", settings.default, False))
@@ -33,12 +33,12 @@ def _profile_problems(config: Config) -> list[str]:
         info = found.get(name)
         refusal = assignable(info, config.managed_path)
         if refusal is not None:
-            problems.append(f"{path}.profile: {name}: {refusal}")
+            problems.append(f"{path}: {name}: {refusal}")
         elif info is not None and info.guard and not allowed:
             rules = ", ".join(sorted({g.rule for g in info.guard}))
             details = "; ".join(g.message for g in info.guard)
             problems.append(
-                f"{path}.profile: {name}: would be refused by the tag guard: its role fails {rules} ({details}); "
+                f"{path}: {name}: would be refused by the tag guard: its role fails {rules} ({details}); "
                 "map the tag to a compliant profile, or set allow_privileged: true with a reason"
             )
     return problems
