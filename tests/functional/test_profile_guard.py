@@ -360,3 +360,37 @@ def test_a_sweep_past_its_budget_continues_from_its_cursor_to_the_same_end(
 def test_a_cursor_from_elsewhere_is_refused_not_guessed(app: Any, profiles: dict[str, str]) -> None:
     outcome = cap.CAPABILITY.reconcile(_run("not-a-cursor", deadline=None), [SWEEP])[SWEEP]
     assert outcome.status == "dead" and "not an instance-profiles sweep cursor" in outcome.message
+
+
+def test_a_guard_read_that_is_denied_goes_to_the_dlq_with_its_reason(
+    app: Any, profiles: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stack whose role lacks the guard's reads must not hand the profile out, nor lose the event."""
+    sqs = boto3.client("sqs")
+    dlq = sqs.create_queue(QueueName="guard-dlq")["QueueUrl"]
+    monkeypatch.setenv("ROLEWARDEN_DLQ_URL", dlq)
+    monkeypatch.setenv("ROLEWARDEN_MAX_RECEIVE", "2")
+    web = w.run_instance({"rolewarden:profile": "web"})
+    denied = Fault("iam", "ListAttachedRolePolicies", "AccessDenied", "not authorized", status=403, times=10)
+    with inject(denied):
+        first = invoke(app, w.as_sqs_event(running(web)))
+        last = invoke(app, w.as_sqs_event(running(web), receive_count=2))
+    assert first == {"batchItemFailures": [{"itemIdentifier": "msg-0"}]}  # a deployment problem: retried
+    assert last == {"batchItemFailures": []}  # then dead-lettered with its reason
+    assert w.attached_profiles() == {}
+    (message,) = sqs.receive_message(QueueUrl=dlq, MessageAttributeNames=["All"])["Messages"]
+    assert "AccessDenied" in message["MessageAttributes"]["rolewarden-reason"]["StringValue"]
+
+
+def test_explain_shows_the_guard(
+    aws: Any, write_config: Any, profiles: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from rolewarden.cli import main
+
+    write_config()
+    admin = w.run_instance({"rolewarden:profile": "admin"})
+    capsys.readouterr()
+    main(["explain", admin, "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert "no-admin-access" in report["guard"]
+    assert report["decision"].startswith("refuse: profile break-glass-admin")

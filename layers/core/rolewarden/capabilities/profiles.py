@@ -35,7 +35,7 @@ from rolewarden.decide.profiles import (
     missing_instance_is_retried,
     profile_refusal,
 )
-from rolewarden.errors import RetryableError
+from rolewarden.errors import PermanentError, RetryableError
 from rolewarden.model import Finding, GuardFinding, InstanceView, LifecycleAction, ProfileInfo
 from rolewarden.plan import CompleteLifecycle, HeartbeatLifecycle
 from rolewarden.triggers import Target
@@ -196,6 +196,8 @@ class InstanceProfiles:
             plan = self.plan(run, [t.id for t in targets])
         except RetryableError as exc:
             return {t: Outcome("retry", str(exc)) for t in targets}
+        except PermanentError as exc:  # e.g. a read RoleWarden is not allowed: to the DLQ with the reason
+            return {t: Outcome("dead", str(exc)) for t in targets}
         gone: set[str] = set()
         per_instance = self._apply(run, plan, gone)
         now = wall_clock()
@@ -249,6 +251,8 @@ class InstanceProfiles:
                     return Outcome("ok", f"continued after {decided} instances", continuation=cursor)
         except RetryableError as exc:
             return Outcome("retry", str(exc))
+        except PermanentError as exc:
+            return Outcome("dead", str(exc))
         run.sink.log(
             "INFO",
             f"sweep of {decided} instances done, {failed} failed",
@@ -280,6 +284,8 @@ class InstanceProfiles:
             holders = ec2.instances_holding(info.arn)
         except RetryableError as exc:
             return Outcome("retry", str(exc))
+        except PermanentError as exc:
+            return Outcome("dead", str(exc))
         rules = sorted({g.rule for g in info.guard or ()})
         for instance_id in sorted(holders):
             view = holders[instance_id]
@@ -357,9 +363,10 @@ class InstanceProfiles:
                 outcome = Outcome("retry", "instance still pending; completing the hook later")
                 updated[instance_id] = outcome
             if outcome.status != "ok":
-                # not settled: the record is redelivered and the hook completed then
+                # not settled: the record is redelivered and the hook completed then (a dead record is
+                # not, and the hook's default result applies when its timeout passes)
                 started = launched.get(instance_id)
-                if hook_needs_heartbeat(None if started is None else now - started):
+                if outcome.status == "retry" and hook_needs_heartbeat(None if started is None else now - started):
                     beat = HeartbeatLifecycle(
                         instance_id=instance_id, group=hook.group, hook=hook.hook, token=hook.token
                     )
