@@ -6,10 +6,10 @@ nothing else; the capability re-reads their real state before deciding.
 
 from __future__ import annotations
 
+import calendar
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, Literal
 
 from rolewarden.errors import MalformedEvent
@@ -34,6 +34,7 @@ class Target:
 
 
 SWEEP = Target("sweep", "*")
+_EVENT_TIME_RE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.\d+)?Z$")
 
 
 @dataclass(frozen=True)
@@ -49,10 +50,14 @@ class Envelope:
 
     @property
     def epoch(self) -> float | None:
-        """The event's ``time`` as epoch seconds (None when absent or unreadable)."""
+        """The event's ``time`` (EventBridge's UTC ``2026-11-28T09:10:00Z``) as epoch seconds; None when
+        absent or in another form. Pure arithmetic: the decision core reads no clock."""
+        match = _EVENT_TIME_RE.match(self.time)
+        if match is None:
+            return None
         try:
-            return datetime.fromisoformat(self.time.replace("Z", "+00:00")).timestamp() if self.time else None
-        except ValueError:
+            return float(calendar.timegm((*(int(part) for part in match.groups()), 0, 0, 0)))
+        except (ValueError, OverflowError):
             return None
 
 
