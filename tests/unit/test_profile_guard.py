@@ -5,6 +5,7 @@ defect 4) and the profile-event routes (defect 7)."""
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -239,8 +240,9 @@ def test_profile_role_changes_route_to_the_instance_profiles_capability(name: st
 def test_launch_events_carry_their_time() -> None:
     event = json.loads((ROOT / "events" / "asg-lifecycle-launching.json").read_text())
     (target,) = route("instance_profiles", parse_envelope(event))
-    assert target.lifecycle is not None and target.launched_at == parse_envelope(event).epoch
-    assert target.launched_at is not None and target.launched_at > 1.7e9
+    expected = datetime.fromisoformat(event["time"].replace("Z", "+00:00")).timestamp()
+    assert target.lifecycle is not None and target.launched_at == expected
+    assert parse_envelope({**event, "time": "yesterday"}).epoch is None
     tags = json.loads((ROOT / "events" / "tag-change-instance.json").read_text())
     assert route("instance_profiles", parse_envelope(tags))[0].launched_at is None
 
