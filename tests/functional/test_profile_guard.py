@@ -206,6 +206,17 @@ def test_a_swapped_role_is_refused_for_new_associations_and_every_holder_is_repo
     assert [f.rule for f in sink_of(app).findings] == ["profile-outside-managed-set"]
 
 
+def test_a_role_swapped_for_a_non_compliant_managed_role_is_reported(app: Any, profiles: dict[str, str]) -> None:
+    web = w.run_instance({"rolewarden:profile": "web"}, profile_arn=profiles["web-server"])
+    iam = w.iam()
+    iam.remove_role_from_instance_profile(InstanceProfileName="web-server", RoleName="web-server")
+    iam.add_role_to_instance_profile(InstanceProfileName="web-server", RoleName="break-glass")  # admin, managed path
+    invoke(app, w.as_sqs_event(sample("cloudtrail-iam-addroletoinstanceprofile.json")))
+    (finding,) = sink_of(app).findings
+    assert finding.resource == web and finding.rule == "profile-no-longer-assignable"
+    assert "no-admin-access" in finding.details["rules"] and finding.details["roles"] == ["break-glass"]
+
+
 def test_a_profile_left_without_a_role_is_reported(app: Any, profiles: dict[str, str]) -> None:
     web = w.run_instance({"rolewarden:profile": "web"}, profile_arn=profiles["web-server"])
     w.iam().remove_role_from_instance_profile(InstanceProfileName="web-server", RoleName="web-server")
