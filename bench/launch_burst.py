@@ -77,8 +77,8 @@ def run(ctx: Context, existing: int, launches: int) -> Result:
     result.notes.append(
         f"floor: {launches} associations + 1 DescribeInstances per batch of 10 ="
         f" {(launches + floor_reads) / launches:.3f}"
-        " calls an instance; RoleWarden also reads each desired profile once per warm container (GetInstanceProfile,"
-        " cached 60 s)."
+        " calls an instance; RoleWarden also reads each desired profile and its role's policies once per warm"
+        " container for the tag guard (GetInstanceProfile, ListAttachedRolePolicies, ListRolePolicies, cached 60 s)."
     )
     result.notes.append(
         "EC2 sends a 'pending' state change before 'running'; the rule forwards both. RoleWarden answers a pending"

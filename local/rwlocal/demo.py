@@ -49,6 +49,23 @@ class Demo:
         self.console.print(table)
 
 
+def _demo_config() -> Path:
+    """The shipped config plus the one rule the shipped config deliberately lacks (issue 16): a tag asking
+    for the break-glass profile, so the demo can show RoleWarden refusing it."""
+    import tempfile
+
+    import yaml
+
+    data = yaml.safe_load(CONFIG.read_text())
+    data["instance_profiles"]["rules"].append(
+        {"match": {"rolewarden:profile": "admin"}, "profile": "break-glass-admin"}
+    )
+    handle, name = tempfile.mkstemp(prefix="rolewarden-demo-", suffix=".yaml")
+    with os.fdopen(handle, "w") as out:
+        yaml.safe_dump(data, out, sort_keys=False)
+    return Path(name)
+
+
 def _tags(tags: dict[str, str]) -> str:
     return ", ".join(f"{k}={v}" for k, v in sorted(tags.items())) or "-"
 
@@ -68,7 +85,8 @@ def instance_profiles_scene(demo: Demo) -> None:
         "web-3 (stopped, wrong profile)": w.run_instance(
             {"Name": "web-3", "rolewarden:profile": "web"}, profiles["old-web"]
         ),
-        "etl-1 (data/prod)": w.run_instance({"Name": "etl-1", "team": "data", "env": "prod"}),
+        # the shipped config keys every rule under the rolewarden: prefix the guardrails reserve (issue 16)
+        "etl-1 (data/prod)": w.run_instance({"Name": "etl-1", "rolewarden:profile": "data", "env": "prod"}),
         "asg-1 (Auto Scaling launch)": w.run_instance(
             {"Name": "asg-1", "rolewarden:profile": "web", "aws:autoscaling:groupName": "web-asg"}
         ),
@@ -155,7 +173,7 @@ def main() -> int:
         )
         # The handlers run with the functions' deployed environment; only the config path (which points
         # into the Lambda layer) and the log level (to keep the tables readable) are changed.
-        overrides = {"ROLEWARDEN_CONFIG": str(CONFIG), "POWERTOOLS_LOG_LEVEL": "ERROR"}
+        overrides = {"ROLEWARDEN_CONFIG": str(_demo_config()), "POWERTOOLS_LOG_LEVEL": "ERROR"}
         pipeline = Pipeline(stack, env_overrides=overrides)
         demo = Demo(stack=stack, pipeline=pipeline, console=console)
         instance_profiles_scene(demo)

@@ -19,6 +19,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 LAUNCHES = 50
+#: What the instance-profiles function reads from IAM per desired profile and warm container.
+GUARD_READS = ("iam:GetInstanceProfile", "iam:ListAttachedRolePolicies", "iam:ListRolePolicies")
 BUCKETS = 50
 pytestmark = pytest.mark.slow
 
@@ -72,16 +74,20 @@ def test_launch_burst_spends_one_association_per_instance_and_one_read_per_batch
     assert burst["figures"]["launched_with_profile"] == f"{LAUNCHES}/{LAUNCHES}"
     assert calls["ec2:AssociateIamInstanceProfile"] == LAUNCHES
     assert calls["ec2:DescribeInstances"] == math.ceil(LAUNCHES / 10)
-    assert calls.get("iam:GetInstanceProfile", 0) <= 1  # one desired profile, read once per warm container
-    assert set(calls) <= {"ec2:AssociateIamInstanceProfile", "ec2:DescribeInstances", "iam:GetInstanceProfile"}
+    # one desired profile, read once per warm container with its role's policies for the tag guard
+    for read in GUARD_READS:
+        assert calls.get(read, 0) <= 1, read
+    assert set(calls) <= {"ec2:AssociateIamInstanceProfile", "ec2:DescribeInstances", *GUARD_READS}
 
 
-def test_launch_burst_total_is_the_floor_plus_one_profile_read(results: dict[str, dict[str, Any]]) -> None:
+def test_launch_burst_total_is_the_floor_plus_the_profile_reads(results: dict[str, dict[str, Any]]) -> None:
     """The goal is <= 1.1 calls per launch; the design's floor is exactly 1.1 at batches of 10 (one
     association each, one DescribeInstances per batch), and a warm container adds one GetInstanceProfile
-    (the managed-path check), so RoleWarden measures 1.1 + 1/LAUNCHES: missed by that one read."""
+    (the managed-path check) and the two reads of the role's policies the tag guard judges (issue 16:
+    ListAttachedRolePolicies, ListRolePolicies; the bench's role has no policy to read further), so
+    RoleWarden measures 1.1 + 3/LAUNCHES."""
     total = sum(results["launch_burst"]["calls"].values())
-    assert total == LAUNCHES + math.ceil(LAUNCHES / 10) + 1
+    assert total == LAUNCHES + math.ceil(LAUNCHES / 10) + 3
 
 
 def test_role_sweep_reads_are_constant_and_the_second_sweep_writes_nothing(

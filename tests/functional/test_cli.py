@@ -542,7 +542,12 @@ def test_validate_refuses_a_level_naming_a_non_s3_action(
         ),
         pytest.param(
             {"compliance": {"permissions_boundary": f"arn:aws:iam::{ACCOUNT_ID}:policy/rolewarden-boundary"}},
-            f"compliance.permissions_boundary: arn:aws:iam::{ACCOUNT_ID}:policy/rolewarden-boundary does not exist",
+            (
+                # the tag guard (issue 16) then refuses every profile whose role lacks that boundary
+                "instance_profiles.rules.0.profile: web-server: would be refused by the tag guard: its role fails "
+                "permissions-boundary",
+                f"compliance.permissions_boundary: arn:aws:iam::{ACCOUNT_ID}:policy/rolewarden-boundary does not exist",
+            ),
             id="missing-boundary",
         ),
         pytest.param(
@@ -565,7 +570,10 @@ def test_validate_refuses_a_level_naming_a_non_s3_action(
     ],
 )
 def test_validate_finds_each_reference_the_account_does_not_back(
-    cli: Callable[..., Result], write_config: Callable[..., Path], overrides: dict[str, Any], expected: str
+    cli: Callable[..., Result],
+    write_config: Callable[..., Path],
+    overrides: dict[str, Any],
+    expected: str | tuple[str, ...],
 ) -> None:
     w.create_profile("web-server")
     w.create_profile("admin", role="admin-role", role_path="/")
@@ -574,7 +582,9 @@ def test_validate_finds_each_reference_the_account_does_not_back(
     result = cli("validate", str(path))
     assert result.code == 1, result
     problems = [line.strip() for line in result.out.splitlines()[1:]]
-    assert len(problems) == 1 and problems[0].startswith(expected), problems
+    wanted = (expected,) if isinstance(expected, str) else expected
+    assert len(problems) == len(wanted), problems
+    assert all(p.startswith(e) for p, e in zip(problems, wanted, strict=True)), problems
 
 
 def test_validate_offline_checks_the_s3_actions_without_aws(

@@ -268,10 +268,18 @@ def test_lifecycle_hook_waits_when_the_attach_fails(app: Any, profiles: dict[str
         times=10,
         respond=lambda _: ok_response("autoscaling", "CompleteLifecycleAction"),
     )
-    with inject(throttle, complete):
+    heartbeat = Fault(
+        "auto-scaling",
+        "RecordLifecycleActionHeartbeat",
+        times=10,
+        respond=lambda _: ok_response("autoscaling", "RecordLifecycleActionHeartbeat"),
+    )
+    with inject(throttle, complete, heartbeat):
         result = invoke(app, w.as_sqs_event(sample("asg-lifecycle-launching.json", **{"i-0123456789abcdef0": web})))
     assert result == {"batchItemFailures": [{"itemIdentifier": "msg-0"}]}
     assert complete.seen == 0  # not released without its profile; the redelivery completes it
+    # the sample event is old, so the retry could outlast the hook's timeout: it is kept alive
+    assert heartbeat.seen == 1
 
 
 # -- failures, retries and the DLQ ----------------------------------------------------------------

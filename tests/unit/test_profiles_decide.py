@@ -10,9 +10,16 @@ from rolewarden.model import Association, InstanceView, ProfileInfo
 from rolewarden.plan import AssociateProfile, ReassociateProfile, ReplaceProfile
 
 PATH = "/rolewarden/"
-WEB = ProfileInfo("web-server", "arn:aws:iam::123456789012:instance-profile/web-server", ("web-server",), (PATH,))
+#: guard=(): the tag guard judged the role and it fails no rule (tests/unit/test_profile_guard.py covers the rest)
+WEB = ProfileInfo(
+    "web-server", "arn:aws:iam::123456789012:instance-profile/web-server", ("web-server",), (PATH,), guard=()
+)
 DATA = ProfileInfo(
-    "data-worker", "arn:aws:iam::123456789012:instance-profile/data-worker", ("data",), ("/rolewarden/data/",)
+    "data-worker",
+    "arn:aws:iam::123456789012:instance-profile/data-worker",
+    ("data",),
+    ("/rolewarden/data/",),
+    guard=(),
 )
 ADMIN = ProfileInfo("admin", "arn:aws:iam::123456789012:instance-profile/admin", ("admin",), ("/",))
 EMPTY = ProfileInfo("empty", "arn:aws:iam::123456789012:instance-profile/empty", (), ())

@@ -14,7 +14,14 @@ from rolewarden.aws import ec2
 from rolewarden.aws.errors import classify, code_of, is_profile_propagation
 from rolewarden.errors import PermanentError, RetryableError
 from rolewarden.observe import Sink
-from rolewarden.plan import Action, AssociateProfile, CompleteLifecycle, ReassociateProfile, ReplaceProfile
+from rolewarden.plan import (
+    Action,
+    AssociateProfile,
+    CompleteLifecycle,
+    HeartbeatLifecycle,
+    ReassociateProfile,
+    ReplaceProfile,
+)
 
 Status = Literal["applied", "planned", "failed", "conflict", "gone"]
 A = TypeVar("A", bound=Action)
@@ -114,6 +121,7 @@ _METRIC_NAMES: dict[type[Action], str] = {
     ReplaceProfile: "Replaced",
     ReassociateProfile: "Replaced",
     CompleteLifecycle: "LifecycleCompleted",
+    HeartbeatLifecycle: "LifecycleHeartbeats",
 }
 
 
@@ -202,3 +210,14 @@ def _apply_complete(ex: Executor, action: CompleteLifecycle) -> dict[str, Any]:
             raise Gone(f"no pending lifecycle action: {exc.response['Error'].get('Message', '')}") from exc
         raise
     return {"group": action.group, "hook": action.hook, "result": action.result}
+
+
+@handles(HeartbeatLifecycle)
+def _apply_heartbeat(ex: Executor, action: HeartbeatLifecycle) -> dict[str, Any]:
+    try:
+        ec2.record_lifecycle_action_heartbeat(action.group, action.hook, action.token, action.instance_id)
+    except ClientError as exc:
+        if code_of(exc) == "ValidationError":  # completed meanwhile, or timed out: nothing to keep alive
+            raise Gone(f"no pending lifecycle action: {exc.response['Error'].get('Message', '')}") from exc
+        raise
+    return {"group": action.group, "hook": action.hook}

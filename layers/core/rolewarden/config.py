@@ -76,6 +76,10 @@ class ProfileRule(_Strict):
 
     match: dict[str, TagValue] = Field(min_length=1)
     profile: str
+    #: Hand out this profile even when its role fails the guard rules (no-admin-access,
+    #: no-privilege-escalation, permissions-boundary). Needs a ``reason``, which every log line quotes.
+    allow_privileged: StrictBool = False
+    reason: str | None = None
 
     @field_validator("match")
     @classmethod
@@ -93,6 +97,18 @@ class ProfileRule(_Strict):
         if not PROFILE_NAME_RE.match(value):
             raise ValueError(f"{value!r} is not a valid instance profile name")
         return value
+
+    @model_validator(mode="after")
+    def _privileged_needs_a_reason(self) -> ProfileRule:
+        reason = (self.reason or "").strip()
+        if self.allow_privileged and not reason:
+            raise ValueError(
+                f"allow_privileged: true (profile {self.profile}) needs a non-empty 'reason' saying why a tag may "
+                "hand out a role that fails the compliance rules"
+            )
+        if self.reason is not None and not self.allow_privileged:
+            raise ValueError("'reason' is only read with allow_privileged: true; remove it or set allow_privileged")
+        return self
 
 
 class InstanceProfiles(_Strict):

@@ -46,14 +46,21 @@ def explain_instance(config: Config, instance_id: str) -> dict[str, Any]:
     else:
         source = f"rule {index}" if index is not None else "the default"
         report["desired profile"] = f"{name} (from {source})"
-        info = lookup_profiles([name])[name]
+        info = lookup_profiles([name], config)[name]
         refusal = assignable(info, config.managed_path)
         report["assignable"] = "yes" if refusal is None else f"no: {refusal}"
+        if info is not None and info.guard:
+            rules = ", ".join(sorted({g.rule for g in info.guard}))
+            report["guard"] = f"its role fails {rules}" + (
+                f" (allowed: {settings.rules[index].reason})"
+                if index is not None and settings.rules[index].allow_privileged
+                else ": refused unless the rule says allow_privileged"
+            )
         if info is not None:
             report["profile role"] = ", ".join(f"{p}{r}" for r, p in zip(info.role_names, info.role_paths, strict=True))
     association = ec2.describe_associations([instance_id]).get(instance_id)
     report["attached profile"] = association.profile_arn if association else "(none)"
-    profiles = lookup_profiles([name]) if name else {}
+    profiles = lookup_profiles([name], config) if name else {}
     decision = decide_instance(
         settings, config.managed_path, view, instance_id, profiles, association, association_known=True
     )

@@ -30,13 +30,26 @@ class Association:
 
 
 @dataclass(frozen=True)
+class GuardFinding:
+    """A compliance rule the role inside an instance profile fails (the tag guard, issue 16)."""
+
+    rule: str
+    message: str
+
+
+@dataclass(frozen=True)
 class ProfileInfo:
-    """An instance profile and the role inside it (IAM allows at most one)."""
+    """An instance profile and the role inside it (IAM allows at most one).
+
+    ``guard`` is the verdict of the tag guard on that role: the compliance rules it fails (``()``:
+    none), or ``None`` when the role has not been judged, which the decision treats as a refusal."""
 
     name: str
     arn: str
     role_names: tuple[str, ...]
     role_paths: tuple[str, ...]
+    guard: tuple[GuardFinding, ...] | None = None
+    role_arns: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

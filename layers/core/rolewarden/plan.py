@@ -126,6 +126,31 @@ class CompleteLifecycle(Action):
         return f"complete lifecycle hook {self.hook} of {self.group} for {self.instance_id} with {self.result}"
 
 
+@dataclass(frozen=True)
+class HeartbeatLifecycle(Action):
+    """RecordLifecycleActionHeartbeat: keep a launch hook waiting while its instance is retried."""
+
+    capability: ClassVar[str] = "instance_profiles"
+    verb: ClassVar[str] = "heartbeat-lifecycle"
+    #: Like completing it, keeping a hook alive changes no permission.
+    allowed_in_dry_run: ClassVar[bool] = True
+    instance_id: str
+    group: str
+    hook: str
+    token: str
+
+    @property
+    def resource(self) -> str:
+        return self.instance_id
+
+    @property
+    def target(self) -> Target:
+        return Target("instance", self.instance_id)
+
+    def describe(self) -> str:
+        return f"record a heartbeat on lifecycle hook {self.hook} of {self.group} for {self.instance_id}"
+
+
 @dataclass
 class Plan:
     """An ordered list of actions plus the findings that came with deciding them."""

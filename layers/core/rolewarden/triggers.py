@@ -6,6 +6,7 @@ nothing else; the capability re-reads their real state before deciding.
 
 from __future__ import annotations
 
+import calendar
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -14,7 +15,7 @@ from typing import Any, Literal
 from rolewarden.errors import MalformedEvent
 from rolewarden.model import LifecycleAction
 
-TargetKind = Literal["instance", "bucket", "role", "policy", "sweep"]
+TargetKind = Literal["instance", "bucket", "role", "policy", "profile", "sweep"]
 INSTANCE_ID_RE = re.compile(r"^i-[0-9a-f]{8,17}$")
 _INSTANCE_ARN_RE = re.compile(r"^arn:aws[a-z-]*:ec2:[a-z0-9-]+:\d{12}:instance/(i-[0-9a-f]{8,17})$")
 CLOUDTRAIL = "AWS API Call via CloudTrail"
@@ -26,9 +27,14 @@ class Target:
     kind: TargetKind
     id: str
     lifecycle: LifecycleAction | None = field(default=None, compare=False, hash=False)
+    #: Epoch seconds of the launch event (EC2 state change, Auto Scaling launch or launch lifecycle
+    #: action) that named the instance; None for other events. A young launch's instance that EC2
+    #: does not show yet is retried, not skipped.
+    launched_at: float | None = field(default=None, compare=False, hash=False)
 
 
 SWEEP = Target("sweep", "*")
+_EVENT_TIME_RE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.\d+)?Z$")
 
 
 @dataclass(frozen=True)
@@ -40,6 +46,19 @@ class Envelope:
     resources: tuple[str, ...] = ()
     region: str = ""
     account: str = ""
+    time: str = ""
+
+    @property
+    def epoch(self) -> float | None:
+        """The event's ``time`` (EventBridge's UTC ``2026-11-28T09:10:00Z``) as epoch seconds; None when
+        absent or in another form. Pure arithmetic: the decision core reads no clock."""
+        match = _EVENT_TIME_RE.match(self.time)
+        if match is None:
+            return None
+        try:
+            return float(calendar.timegm((*(int(part) for part in match.groups()), 0, 0, 0)))
+        except (ValueError, OverflowError):
+            return None
 
 
 def parse_envelope(event: Any) -> Envelope:
@@ -67,6 +86,7 @@ def parse_envelope(event: Any) -> Envelope:
         resources=tuple(resources),
         region=str(event.get("region", "")),
         account=str(event.get("account", "")),
+        time=str(event.get("time", "")),
     )
 
 
@@ -85,11 +105,13 @@ def _instance_id(value: str, where: str) -> str:
 
 # -- extractors ------------------------------------------------------------------------------
 def _ec2_state(env: Envelope) -> list[Target]:
-    return [Target("instance", _instance_id(_str(env.detail, "instance-id"), "detail.instance-id"))]
+    instance_id = _instance_id(_str(env.detail, "instance-id"), "detail.instance-id")
+    return [Target("instance", instance_id, launched_at=env.epoch)]
 
 
 def _asg_launch(env: Envelope) -> list[Target]:
-    return [Target("instance", _instance_id(_str(env.detail, "EC2InstanceId"), "detail.EC2InstanceId"))]
+    instance_id = _instance_id(_str(env.detail, "EC2InstanceId"), "detail.EC2InstanceId")
+    return [Target("instance", instance_id, launched_at=env.epoch)]
 
 
 def _asg_lifecycle(env: Envelope) -> list[Target]:
@@ -103,7 +125,7 @@ def _asg_lifecycle(env: Envelope) -> list[Target]:
         token=_str(detail, "LifecycleActionToken"),
         instance_id=instance_id,
     )
-    return [Target("instance", instance_id, lifecycle=action)]
+    return [Target("instance", instance_id, lifecycle=action, launched_at=env.epoch)]
 
 
 def _tag_change_instances(env: Envelope) -> list[Target]:
@@ -233,6 +255,21 @@ def _iam_calls(env: Envelope) -> list[Target]:
     return [Target("role", role)]
 
 
+#: IAM changes to an instance profile's role: the instance-profiles capability judges the profile again.
+IAM_PROFILE_EVENTS = frozenset({"AddRoleToInstanceProfile", "RemoveRoleFromInstanceProfile"})
+_PROFILE_NAME_RE = re.compile(r"^[\w+=,.@-]{1,128}$", re.ASCII)
+
+
+def _iam_profile_calls(env: Envelope) -> list[Target]:
+    params = cloudtrail_request(env)
+    if params is None:
+        return []
+    name = params.get("instanceProfileName")
+    if not isinstance(name, str) or not _PROFILE_NAME_RE.match(name):
+        raise MalformedEvent("requestParameters.instanceProfileName is not an instance profile name")
+    return [Target("profile", name)]
+
+
 Extractor = Callable[[Envelope], list[Target]]
 
 
@@ -251,6 +288,7 @@ ROUTES: dict[str, list[Route]] = {
         Route("aws.autoscaling", "EC2 Instance-launch Lifecycle Action", _asg_lifecycle),
         Route("aws.tag", "Tag Change on Resource", _tag_change_instances),
         Route("aws.ec2", CLOUDTRAIL, _ec2_tag_calls, frozenset({"CreateTags", "DeleteTags"})),
+        Route("aws.iam", CLOUDTRAIL, _iam_profile_calls, IAM_PROFILE_EVENTS),
         Route("aws.events", SCHEDULED, _sweep),
     ],
     "bucket_grants": [

@@ -18,16 +18,29 @@ from rolewarden.decide.profiles import assignable
 
 
 def _profile_problems(config: Config) -> list[str]:
+    """Every rule (and the default) whose profile would be refused: missing, outside the managed
+    path, or (the tag guard) a role that fails no-admin-access, no-privilege-escalation or the
+    configured permissions boundary, unless that rule says allow_privileged."""
     settings = config.instance_profiles
-    named = [(f"instance_profiles.rules.{i}.profile", r.profile) for i, r in enumerate(settings.rules)]
+    named: list[tuple[str, str, bool]] = [
+        (f"instance_profiles.rules.{i}.profile", r.profile, r.allow_privileged) for i, r in enumerate(settings.rules)
+    ]
     if settings.default:
-        named.append(("instance_profiles.default", settings.default))
-    found = lookup_profiles({name for _, name in named})
+        named.append(("instance_profiles.default", settings.default, False))
+    found = lookup_profiles({name for _, name, _ in named}, config)
     problems = []
-    for path, name in named:
-        refusal = assignable(found.get(name), config.managed_path)
+    for path, name, allowed in named:
+        info = found.get(name)
+        refusal = assignable(info, config.managed_path)
         if refusal is not None:
             problems.append(f"{path}: {name}: {refusal}")
+        elif info is not None and info.guard and not allowed:
+            rules = ", ".join(sorted({g.rule for g in info.guard}))
+            details = "; ".join(g.message for g in info.guard)
+            problems.append(
+                f"{path}: {name}: would be refused by the tag guard: its role fails {rules} ({details}); "
+                "map the tag to a compliant profile, or set allow_privileged: true with a reason"
+            )
     return problems
 
 

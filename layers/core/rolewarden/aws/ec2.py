@@ -9,6 +9,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from rolewarden.aws.clients import client
 from rolewarden.aws.errors import classify, code_of
+from rolewarden.errors import RetryableError
 from rolewarden.model import Association, InstanceView
 
 #: EC2 accepts up to 200 values in one filter.
@@ -39,7 +40,13 @@ def _describe(filters: list[dict[str, Any]]) -> Iterator[InstanceView]:
             for reservation in page.get("Reservations", []):
                 for raw in reservation.get("Instances", []):
                     yield _view(raw)
-    except (ClientError, BotoCoreError) as exc:
+    except ClientError as exc:
+        if code_of(exc) == "InvalidInstanceID.NotFound":
+            # With an instance-id *filter* EC2 omits unknown ids; this answer can only be EC2's eventual
+            # consistency just after a launch, so the batch is retried rather than its instances skipped.
+            raise RetryableError(f"ec2:DescribeInstances: {exc}", "InvalidInstanceID.NotFound") from exc
+        raise classify(exc, "ec2:DescribeInstances") from exc
+    except BotoCoreError as exc:
         raise classify(exc, "ec2:DescribeInstances") from exc
 
 
@@ -56,9 +63,50 @@ def describe_instances(instance_ids: Iterable[str]) -> dict[str, InstanceView]:
 
 def sweep_instances() -> dict[str, InstanceView]:
     """Every instance that can hold a profile (paginated, 1,000 a page)."""
-    return {
-        view.instance_id: view for view in _describe([{"Name": "instance-state-name", "Values": list(SWEEP_STATES)}])
-    }
+    found: dict[str, InstanceView] = {}
+    for views, _next in sweep_pages():
+        found.update(views)
+    return found
+
+
+#: Instances per DescribeInstances page of the sweep (EC2 allows 5-1000); the sweep checks its time
+#: budget between pages. A test lowers it.
+SWEEP_PAGE_SIZE = 1000
+
+
+def sweep_pages(start_token: str | None = None) -> Iterator[tuple[dict[str, InstanceView], str | None]]:
+    """Every instance that can hold a profile, one DescribeInstances page at a time, with the
+    NextToken that resumes after it (None on the last page). ``start_token`` resumes a sweep."""
+    ec2 = client("ec2")
+    token = start_token
+    while True:
+        kwargs: dict[str, Any] = {
+            "Filters": [{"Name": "instance-state-name", "Values": list(SWEEP_STATES)}],
+            "MaxResults": SWEEP_PAGE_SIZE,
+        }
+        if token:
+            kwargs["NextToken"] = token
+        try:
+            page = ec2.describe_instances(**kwargs)
+        except (ClientError, BotoCoreError) as exc:
+            raise classify(exc, "ec2:DescribeInstances") from exc
+        views = {
+            view.instance_id: view
+            for reservation in page.get("Reservations", [])
+            for view in (_view(raw) for raw in reservation.get("Instances", []))
+        }
+        token = page.get("NextToken") or None
+        yield views, token
+        if token is None:
+            return
+
+
+def instances_holding(profile_arn: str) -> dict[str, InstanceView]:
+    """Instances whose active association is ``profile_arn``. The associations are the source of truth
+    (DescribeInstances can lag a Replace), read in one paginated call; then one DescribeInstances for
+    the holders' tags."""
+    holders = [i for i, a in describe_associations(None).items() if a.profile_arn == profile_arn]
+    return describe_instances(holders) if holders else {}
 
 
 def describe_associations(instance_ids: Iterable[str] | None) -> dict[str, Association]:
@@ -116,5 +164,14 @@ def complete_lifecycle_action(group: str, hook: str, token: str, instance_id: st
         LifecycleHookName=hook,
         LifecycleActionToken=token,
         LifecycleActionResult=result,
+        InstanceId=instance_id,
+    )
+
+
+def record_lifecycle_action_heartbeat(group: str, hook: str, token: str, instance_id: str) -> None:
+    client("autoscaling").record_lifecycle_action_heartbeat(
+        AutoScalingGroupName=group,
+        LifecycleHookName=hook,
+        LifecycleActionToken=token,
         InstanceId=instance_id,
     )

@@ -1,16 +1,19 @@
-"""IAM reads used by the instance-profile capability (the grant and compliance capabilities add theirs)."""
+"""IAM reads used by the instance-profile capability: the profile, and the role inside it with the
+policies the tag guard judges (the grant and compliance capabilities add theirs)."""
 
 from __future__ import annotations
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from rolewarden.aws import compliance as iam_roles
 from rolewarden.aws.clients import client
 from rolewarden.aws.errors import classify, code_of
+from rolewarden.decide.compliance import ManagedPolicyView, RoleView, is_grant_policy
 from rolewarden.model import ProfileInfo
 
 
 def get_instance_profile(name: str) -> ProfileInfo | None:
-    """The profile and its role, or None when IAM has no profile of that name."""
+    """The profile and its role, or None when IAM has no profile of that name (``guard`` not judged)."""
     try:
         raw = client("iam").get_instance_profile(InstanceProfileName=name)["InstanceProfile"]
     except ClientError as exc:
@@ -25,4 +28,30 @@ def get_instance_profile(name: str) -> ProfileInfo | None:
         arn=raw["Arn"],
         role_names=tuple(role["RoleName"] for role in roles),
         role_paths=tuple(role.get("Path", "/") for role in roles),
+        role_arns=tuple(role.get("Arn", "") for role in roles),
     )
+
+
+def read_profile_role(
+    profile: ProfileInfo, managed_path: str, need_boundary: bool
+) -> tuple[RoleView, dict[str, ManagedPolicyView]] | None:
+    """The profile's (single) role with its inline and attached policies, for the tag guard.
+
+    Reads, per role: GetRole only when the boundary rule is in force (GetInstanceProfile's role
+    carries no boundary), ListAttachedRolePolicies, ListRolePolicies, GetRolePolicy per inline
+    policy, and GetPolicy (+ GetPolicyVersion, cached forever per immutable version) per attached
+    policy other than RoleWarden's own grant policies, which the guard rules do not judge. Uses the
+    compliance capability's readers, so both judge the same view of a role. None: the role vanished."""
+    name = profile.role_names[0]
+    if need_boundary:
+        role = iam_roles.get_role(name)
+        if role is None:
+            return None
+    else:
+        arn = profile.role_arns[0] if profile.role_arns else ""
+        role = RoleView(name=name, arn=arn, path=profile.role_paths[0], trust={})
+    full = iam_roles.complete_role(role)
+    if full is None:
+        return None
+    wanted = [p.arn for p in full.attached if not is_grant_policy(p.arn, managed_path)]
+    return full, iam_roles.read_policies(wanted)

@@ -6,8 +6,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from rolewarden.config import InstanceProfiles, ProfileRule
-from rolewarden.model import Association, InstanceView, ProfileInfo
+from rolewarden.config import Config, InstanceProfiles, ProfileRule
+from rolewarden.decide.compliance import (
+    ManagedPolicyView,
+    PolicyDocumentError,
+    RoleView,
+    RuleContext,
+    registered_rules,
+)
+from rolewarden.model import Association, GuardFinding, InstanceView, ProfileInfo
 from rolewarden.plan import Action, AssociateProfile, ReassociateProfile, ReplaceProfile
 
 Verdict = Literal[
@@ -16,7 +23,7 @@ Verdict = Literal[
     "reassociate",  # another profile attached to a stopped instance: disassociate, then associate
     "keep",  # the desired profile is attached: no write
     "report",  # another profile attached, on_mismatch=report: log only
-    "refuse",  # the desired profile is missing or its role is outside managed_path
+    "refuse",  # the desired profile is missing, its role is outside managed_path, or fails the guard rules
     "unmanaged",  # no rule matches and no default: leave the instance alone
     "skip",  # terminated, shutting down, stopping, not found
     "wait",  # pending: the running event (or the sweep) follows
@@ -36,6 +43,10 @@ class ProfileDecision:
     rule_index: int | None = None
     current_arn: str | None = None
     actions: tuple[Action, ...] = ()
+    #: The guard rules the profile's role fails (a refusal, or an allowed one with ``allow_privileged``).
+    guard: tuple[GuardFinding, ...] = ()
+    #: The tags (key -> the instance's value) of the config rule that asked for the profile.
+    asked_by: tuple[tuple[str, str], ...] = ()
 
 
 def rule_matches(rule: ProfileRule, tags: Mapping[str, str]) -> bool:
@@ -74,6 +85,45 @@ def assignable(profile: ProfileInfo | None, managed_path: str) -> str | None:
     return None
 
 
+#: The compliance rules that judge a profile's role before any tag may hand it out (issue 16).
+#: ``permissions-boundary`` applies only when ``compliance.permissions_boundary`` is configured.
+GUARD_RULES = ("no-admin-access", "no-privilege-escalation", "permissions-boundary")
+
+
+def guard_rules(config: Config) -> tuple[str, ...]:
+    """The guard rules in force for this config (independent of the rules' compliance modes: the
+    guard is about handing a role out, not about remediating it; ``allow_privileged`` is the escape)."""
+    return tuple(r for r in GUARD_RULES if r != "permissions-boundary" or config.compliance.permissions_boundary)
+
+
+def judge_role(role: RoleView, policies: Mapping[str, ManagedPolicyView], config: Config) -> tuple[GuardFinding, ...]:
+    """The guard rules ``role`` fails, judged by the compliance capability's own registered rules
+    (never a copy of their logic). A rule that is missing from the registry, or a policy document
+    that cannot be read, fails closed."""
+    registry = registered_rules()
+    ctx = RuleContext(config, policies)
+    found: list[GuardFinding] = []
+    for rule_id in guard_rules(config):
+        rule = registry.get(rule_id)
+        if rule is None:
+            found.append(GuardFinding(rule_id, f"rule {rule_id} is not registered; refusing rather than guessing"))
+            continue
+        try:
+            violations = rule.evaluate(role, ctx)
+        except PolicyDocumentError as exc:
+            found.append(GuardFinding(rule_id, f"a policy of role {role.name} cannot be read: {exc}"))
+            continue
+        found.extend(GuardFinding(rule_id, f"role {role.name}: {v.message}") for v in violations)
+    return tuple(found)
+
+
+def asking_tags(rule: ProfileRule | None, tags: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    """The instance's tags that made ``rule`` match (empty for the default profile)."""
+    if rule is None:
+        return ()
+    return tuple((key, tags.get(key, "")) for key in rule.match)
+
+
 def needs_association(view: InstanceView, desired: ProfileInfo | None) -> bool:
     """True when DescribeInstances shows a profile other than the desired one (the association id is needed)."""
     return view.profile_arn is not None and (desired is None or view.profile_arn != desired.arn)
@@ -104,15 +154,36 @@ def decide_instance(
     if name is None:
         return ProfileDecision(instance_id, "unmanaged", "no rule matches its tags and there is no default")
 
+    rule = settings.rules[rule_index] if rule_index is not None else None
+    asked_by = asking_tags(rule, view.tags)
+    guard: tuple[GuardFinding, ...] = ()
+    allowed = ""
+
     def out(
         verdict: Verdict, reason: str, current: str | None = None, actions: tuple[Action, ...] = ()
     ) -> ProfileDecision:
-        return ProfileDecision(instance_id, verdict, reason, name, rule_index, current, actions)
+        return ProfileDecision(
+            instance_id, verdict, reason + allowed, name, rule_index, current, actions, guard, asked_by
+        )
 
     info = profiles.get(name)
     refusal = assignable(info, managed_path)
     if refusal is not None or info is None:
         return out("refuse", f"profile {name} is not assignable: {refusal}")
+    asked = _asked(rule_index, asked_by)
+    if info.guard is None:
+        return out("refuse", f"profile {name} ({asked}) is refused: its role was not checked against the guard rules")
+    guard = info.guard
+    if guard:
+        failed = ", ".join(sorted({g.rule for g in guard}))
+        if rule is None or not rule.allow_privileged:
+            detail = "; ".join(g.message for g in guard)
+            return out(
+                "refuse",
+                f"profile {name} ({asked}) is refused: its role fails {failed}: {detail}. Map the tag to a "
+                "compliant profile, or set allow_privileged: true with a reason on that config rule",
+            )
+        allowed = f" (its role fails {failed}; allowed by allow_privileged: {rule.reason})"
 
     if not association_known:
         if view.profile_arn == info.arn:
@@ -142,3 +213,58 @@ def decide_instance(
         reason = "another profile is attached to the stopped instance"
         return out("reassociate", reason, current.profile_arn, (ReassociateProfile(**swap),))
     return out("replace", "another profile is attached", current.profile_arn, (ReplaceProfile(**swap),))
+
+
+def _asked(rule_index: int | None, asked_by: tuple[tuple[str, str], ...]) -> str:
+    """Which config rule and tags asked for a profile, for messages."""
+    if rule_index is None:
+        return "asked for by instance_profiles.default"
+    tags = ", ".join(f"{k}={v}" for k, v in asked_by)
+    return f"asked for by tag {tags} through instance_profiles.rules.{rule_index}"
+
+
+def profile_refusal(info: ProfileInfo | None, config: Config) -> str | None:
+    """Why no tag may get ``info`` any more (None: it may be handed out), for reports that are not
+    about one instance: an IAM change to the profile. A guard failure counts unless some config rule
+    naming the profile says ``allow_privileged``."""
+    refusal = assignable(info, config.managed_path)
+    if refusal is not None or info is None:
+        return refusal
+    if info.guard is None:
+        return "its role was not checked against the guard rules"
+    if not info.guard:
+        return None
+    if any(r.allow_privileged for r in config.instance_profiles.rules if r.profile == info.name):
+        return None
+    failed = ", ".join(sorted({g.rule for g in info.guard}))
+    return f"its role fails {failed}: " + "; ".join(g.message for g in info.guard)
+
+
+# -- launches that EC2 does not show yet (issue 10, defect 4) ------------------------------------
+#: A launch event (EC2 state change, Auto Scaling launch) younger than this whose instance
+#: DescribeInstances does not show yet is retried, not skipped: EC2 is eventually consistent just
+#: after RunInstances. Older than this, a missing instance is gone.
+LAUNCH_GRACE_SECONDS = 300.0
+#: Auto Scaling's smallest allowed HeartbeatTimeout (PutLifecycleHook: 30 to 7200 s). RoleWarden does
+#: not read each hook's own timeout (DescribeLifecycleHooks cannot be scoped to a resource), so it
+#: assumes the smallest: a heartbeat it did not need only extends the wait by the hook's timeout.
+MIN_HEARTBEAT_TIMEOUT = 30.0
+#: Upper bound of the time until a failed record is delivered again (the runtime's retry backoff).
+RETRY_MARGIN_SECONDS = 20.0
+
+
+def missing_instance_is_retried(is_hook: bool, event_age: float | None) -> bool:
+    """An instance DescribeInstances does not show: retry (True) or skip (False)? A launch lifecycle
+    hook is always retried (completing it would let the instance into service without its profile;
+    the queue's redrive count bounds the retries, and the hook's default result applies after that);
+    a launch event only while it is younger than ``LAUNCH_GRACE_SECONDS``."""
+    if is_hook:
+        return True
+    return event_age is not None and event_age < LAUNCH_GRACE_SECONDS
+
+
+def hook_needs_heartbeat(action_age: float | None) -> bool:
+    """Whether a hook about to be retried could time out before the retry: its age (since the
+    lifecycle action began; unknown counts as old) plus the retry margin reaches the smallest
+    heartbeat timeout. A heartbeat restarts the hook's timeout, so later retries heartbeat again."""
+    return action_age is None or action_age + RETRY_MARGIN_SECONDS >= MIN_HEARTBEAT_TIMEOUT
