@@ -29,6 +29,7 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -175,7 +176,13 @@ class ChaosProxy:
     its URL. Without a ``Hostility`` it injects only the random faults of the plan (and still answers
     lifecycle-hook calls from ``proxy.hooks``, which moto cannot)."""
 
-    def __init__(self, upstream_port: int, plan: FaultPlan | None = None, hostility: Hostility | None = None) -> None:
+    def __init__(
+        self,
+        upstream_port: int,
+        plan: FaultPlan | None = None,
+        hostility: Hostility | None = None,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
         self.upstream_port = upstream_port
         self.plan = plan or FaultPlan()
         self.hostility = hostility
@@ -187,7 +194,8 @@ class ChaosProxy:
         self._reaper: threading.Thread | None = None
         self._stopping = threading.Event()
         self.port = 0
-        self.clock = SimClock(hostility.time_scale if hostility else 1.0)
+        # simulated seconds; tests inject their own clock to step time without waiting
+        self.clock: Callable[[], float] = clock or SimClock(hostility.time_scale if hostility else 1.0)
         self.buckets = Buckets(self.clock, hostility.bucket_factor) if hostility and hostility.buckets else None
         lag_random = random.Random(hostility.seed if hostility else 0)
         lag_lock = threading.Lock()
