@@ -358,6 +358,7 @@ class Invocation:
     records: int
     failed: list[str]
     receive_counts: list[int]
+    message_ids: list[str] = field(default_factory=list)
     error: str = ""
 
 
@@ -429,7 +430,18 @@ def _poller_main(spec: PollerSpec, results: Any, stop: Any) -> None:
         results.put(
             (
                 "invocation",
-                Invocation(spec.consumer_id, name, os.getpid(), started, ended, len(messages), failed, counts, error),
+                Invocation(
+                    spec.consumer_id,
+                    name,
+                    os.getpid(),
+                    started,
+                    ended,
+                    len(messages),
+                    failed,
+                    counts,
+                    [m["MessageId"] for m in messages],
+                    error,
+                ),
             )
         )
 

@@ -77,6 +77,8 @@ class ProxyStats:
     injected: Counter[str] = field(default_factory=Counter)  # fault kind -> count
     attempts: Counter[str] = field(default_factory=Counter)  # service -> every request seen (answered or not)
     write_times: list[tuple[float, str]] = field(default_factory=list)  # (real time, "service:Operation")
+    write_targets: Counter[tuple[str, str]] = field(default_factory=Counter)  # ("service:Op", instance/role)
+    visibility_set: Counter[int] = field(default_factory=Counter)  # ChangeMessageVisibility seconds asked -> count
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -162,6 +164,19 @@ def _strip_instances(payload: bytes, hidden: set[str]) -> tuple[bytes, int]:
     if ns:
         ElementTree.register_namespace("", ns)
     return ElementTree.tostring(root, encoding="utf-8", xml_declaration=True), removed
+
+
+_INSTANCE_ID_RE = re.compile(rb"<instanceId>(i-[0-9a-f]+)</instanceId>")
+
+
+def _write_target(service: str, params: dict[str, str], payload: bytes) -> str:
+    """What a successful write changed: the instance (EC2) or the role or policy (IAM)."""
+    if service == "ec2":
+        found = _INSTANCE_ID_RE.search(payload)
+        return found.group(1).decode() if found else params.get("InstanceId", "")
+    if service == "iam":
+        return params.get("RoleName") or params.get("PolicyArn") or params.get("PolicyName", "")
+    return ""
 
 
 def _autoscaling_ok(operation: str) -> bytes:
@@ -298,7 +313,7 @@ class ChaosProxy:
                     body = self._scaled_visibility(operation, body)
                 if plan.latency_ms:
                     time.sleep(plan.latency_ms / 1000)
-                return self._forward(service, operation, body, hidden)
+                return self._forward(service, operation, body, hidden, params)
 
             def _scaled_visibility(self, operation: str, body: bytes) -> bytes:
                 assert proxy.hostility is not None
@@ -309,11 +324,15 @@ class ChaosProxy:
                     request = json.loads(body or b"{}")
                 except ValueError:
                     return body
-                if "VisibilityTimeout" in request:
-                    request["VisibilityTimeout"] = scale_visibility(float(request["VisibilityTimeout"]), scale)
-                for entry in request.get("Entries", []) if operation == "ChangeMessageVisibilityBatch" else []:
-                    if "VisibilityTimeout" in entry:
-                        entry["VisibilityTimeout"] = scale_visibility(float(entry["VisibilityTimeout"]), scale)
+                entries = request.get("Entries", []) if operation == "ChangeMessageVisibilityBatch" else [request]
+                for entry in entries:
+                    if "VisibilityTimeout" not in entry:
+                        continue
+                    asked = float(entry["VisibilityTimeout"])
+                    if operation != "ReceiveMessage":
+                        with proxy.stats.lock:
+                            proxy.stats.visibility_set[int(asked)] += 1
+                    entry["VisibilityTimeout"] = scale_visibility(asked, scale)
                 proxy.count(f"visibility-scaled:{operation}")
                 return json.dumps(request).encode()
 
@@ -338,7 +357,9 @@ class ChaosProxy:
                 self.end_headers()
                 self.wfile.write(payload)
 
-            def _forward(self, service: str, operation: str, body: bytes, hidden: set[str]) -> None:
+            def _forward(
+                self, service: str, operation: str, body: bytes, hidden: set[str], params: dict[str, str]
+            ) -> None:
                 asked_at = proxy.clock()
                 conn = http.client.HTTPConnection("127.0.0.1", proxy.upstream_port, timeout=60)
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in ("connection", "keep-alive")}
@@ -355,6 +376,9 @@ class ChaosProxy:
                     if ok and operation.startswith(_WRITE_PREFIXES):
                         proxy.stats.writes_ok[name] += 1
                         proxy.stats.write_times.append((time.monotonic(), name))
+                        target = _write_target(service, params, payload)
+                        if target:
+                            proxy.stats.write_targets[(name, target)] += 1
                 if service == "iam" and proxy.iam_lag is not None:
                     if is_read(operation):
                         proxy.iam_lag.record(body, response.status, answer_headers, payload, asked_at)
