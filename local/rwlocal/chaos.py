@@ -928,7 +928,8 @@ def run(sizes: Sizes, out: Any = None) -> Result:
             Check(
                 "grant flaps (report)",
                 True,
-                f"{sum(flaps.values())} flaps over {len(flaps)} role/bucket pairs"
+                f"{sum(flaps.values())} flaps on {len(flaps)} of the "
+                f"{len(watcher.history) if watcher else 0} role/bucket pairs ever granted"
                 + (f": {sorted(flaps)[:3]}" if flaps else "")
                 + f"; {watcher.polls if watcher else 0} looks, every {sizes.flap_poll}s real",
                 report=True,
