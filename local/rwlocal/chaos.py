@@ -34,8 +34,8 @@ printed:
 - the queues drained within ``--converge-timeout`` and no failed record waited longer than
   ``--max-retry-wait`` (simulated seconds) for its retry.
 Reported beside the checks: grant flaps (a grant removed and re-added, or added and removed, beyond
-what the tag changes call for; sampled by polling the grant documents every ``--flap-poll`` seconds)
-and the time the world took to converge.
+what the tag changes call for, from the record of every grant-policy version RoleWarden wrote) and the
+time the world took to converge.
 
 All waits (botocore's and RoleWarden's backoff, visibility timeouts, lags, hook timeouts, bucket
 refills) run on one clock scaled by ``--time-scale``, so a run takes minutes, not hours; the retry
@@ -48,6 +48,7 @@ import argparse
 import json
 import math
 import random
+import re
 import sys
 import tempfile
 import threading
@@ -120,7 +121,6 @@ class Sizes:
     revoked: int = -1  # buckets whose grant tags are removed mid-run (-1: a fifth of the buckets)
     max_retry_wait: float = 300.0  # simulated seconds a failed record may wait for its retry
     converge_timeout: float = 900.0  # real seconds to wait for the queues to drain
-    flap_poll: float = 0.5  # real seconds between two looks at the grant documents
 
 
 @dataclass
@@ -499,66 +499,89 @@ def snapshot_untouchables(world: World) -> dict[str, Any]:
 
 
 # -- observers during the run ----------------------------------------------------------------------------
-class GrantWatcher:
-    """Polls every grantee's grant documents (straight from moto, not through the proxy) while the run is
-    under way and keeps, per (role, bucket), the sequence of granted/not granted states it saw. Sampled:
-    a flap shorter than the polling interval can be missed. Looks only after IAM writes happened."""
+class GrantLedger:
+    """The record of grant-policy versions, kept from every effective IAM write RoleWarden makes (the
+    proxy calls it after moto answered): each policy's default document, each role's attached grant
+    policies, and so, after every write, the buckets each role is granted. ``history`` keeps, per (role,
+    bucket), the sequence of granted/not granted states: exact, not sampled (two writes racing in the
+    proxy are recorded in the order moto answered them)."""
 
-    def __init__(self, roles: list[str], interval: float, writes: Any) -> None:
-        self.roles = roles
-        self.interval = interval
-        self.writes = writes
-        self.iam = boto3.session.Session().client("iam")
+    def __init__(self) -> None:
+        self.defaults: dict[str, dict[str, Any]] = {}  # policy ARN -> default document
+        self.versions: dict[tuple[str, str], dict[str, Any]] = {}
+        self.attached: dict[str, set[str]] = {}  # role -> grant policy ARNs
+        self.granted: dict[str, set[str]] = {}  # role -> buckets
         self.history: dict[tuple[str, str], list[bool]] = {}
-        self.polls = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="grant-watcher", daemon=True)
-        self._seen_writes = -1
+        self.versions_created: Counter[str] = Counter()  # policy ARN -> CreatePolicy/CreatePolicyVersion
+        self.lock = threading.Lock()
 
-    def poll(self) -> None:
-        self.polls += 1
-        for role in self.roles:
-            try:
-                granted, _ = _granted_actions(role, self.iam)
-            except Exception:  # noqa: BLE001 - a policy deleted between two reads: look again next time
+    @staticmethod
+    def _buckets(document: dict[str, Any]) -> set[str]:
+        statements = document.get("Statement", [])
+        found = set()
+        for statement in statements if isinstance(statements, list) else [statements]:
+            if statement.get("Effect") != "Allow":
                 continue
-            keys = {k for k in self.history if k[0] == role} | {(role, b) for b in granted}
-            for key in keys:
-                states = self.history.setdefault(key, [False])
-                now = key[1] in granted
-                if states[-1] != now:
-                    states.append(now)
+            resources = statement.get("Resource", [])
+            for resource in resources if isinstance(resources, list) else [resources]:
+                if str(resource).startswith("arn:aws:s3:::"):
+                    found.add(str(resource)[len("arn:aws:s3:::") :].split("/", 1)[0])
+        return found
+
+    def __call__(self, service: str, operation: str, params: dict[str, str], payload: bytes) -> None:
+        if service != "iam":
+            return
+        arn = params.get("PolicyArn", "")
+        if operation == "CreatePolicy" and params.get("PolicyName", "").startswith("rolewarden-grants-"):
+            found = re.search(rb"<Arn>([^<]+)</Arn>", payload)
+            arn = found.group(1).decode() if found else ""
+        if "rolewarden-grants-" not in arn:
+            return
+        with self.lock:
+            if operation in ("CreatePolicy", "CreatePolicyVersion"):
+                document = json.loads(params.get("PolicyDocument", "{}"))
+                version = re.search(rb"<VersionId>([^<]+)</VersionId>", payload)
+                self.versions[(arn, version.group(1).decode() if version else "v1")] = document
+                self.versions_created[arn] += 1
+                if operation == "CreatePolicy" or params.get("SetAsDefault", "").lower() == "true":
+                    self.defaults[arn] = document
+            elif operation == "SetDefaultPolicyVersion" and (arn, params.get("VersionId", "")) in self.versions:
+                self.defaults[arn] = self.versions[(arn, params["VersionId"])]
+            elif operation == "DeletePolicy":
+                self.defaults.pop(arn, None)
+            elif operation == "AttachRolePolicy":
+                self.attached.setdefault(params.get("RoleName", ""), set()).add(arn)
+            elif operation == "DetachRolePolicy":
+                self.attached.setdefault(params.get("RoleName", ""), set()).discard(arn)
+            for role, arns in self.attached.items():
+                if arn in arns or role == params.get("RoleName"):
+                    self._update(role)
+
+    def _update(self, role: str) -> None:
+        documents = [self.defaults[a] for a in self.attached.get(role, ()) if a in self.defaults]
+        now: set[str] = set().union(*(self._buckets(d) for d in documents))
+        for bucket in now | self.granted.get(role, set()):
+            states = self.history.setdefault((role, bucket), [False])
+            if states[-1] != (bucket in now):
+                states.append(bucket in now)
+        self.granted[role] = now
 
     def ever_granted(self, bucket: str) -> bool:
-        return any(True in states for (_, b), states in self.history.items() if b == bucket)
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.interval):
-            writes = self.writes()
-            if writes != self._seen_writes:
-                self._seen_writes = writes
-                self.poll()
-
-    def start(self) -> None:
-        self.poll()
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(30)
-        self.poll()
+        with self.lock:
+            return any(True in states for (_, b), states in self.history.items() if b == bucket)
 
     def flaps(self, world: World) -> dict[tuple[str, str], int]:
         """(role, bucket) -> flaps: state changes beyond those the tag changes call for, halved (a removal
         and a re-add are one flap)."""
         found = {}
-        for (role, bucket), states in self.history.items():
+        with self.lock:
+            history = {k: list(v) for k, v in self.history.items()}
+        for (role, bucket), states in history.items():
             changes = len(states) - 1
-            wanted_end = role in _named(world.buckets.get(bucket, {}))
             if bucket in world.revoked and role in _named(world.revoked[bucket]):
                 expected = 2 if True in states else 0  # granted, then revoked (or revoked before granted)
             else:
-                expected = int(wanted_end)
+                expected = int(role in _named(world.buckets.get(bucket, {})))
             excess = max(0, changes - expected)
             if excess:
                 found[(role, bucket)] = math.ceil(excess / 2)
@@ -588,7 +611,7 @@ class HookObserver:
 
 
 # -- the checks added for the hostile AWS -------------------------------------------------------------------
-def check_revoked(world: World, watcher: GrantWatcher | None) -> Check:
+def check_revoked(world: World, watcher: GrantLedger | None) -> Check:
     name = "no bucket whose grant tags were removed is granted at the end"
     if not world.revoked:
         return Check(name, True, "no tags removed in this run")
@@ -769,7 +792,7 @@ def run(sizes: Sizes, out: Any = None) -> Result:
         botocore.endpoint.time = types.SimpleNamespace(  # type: ignore[attr-defined]
             sleep=lambda seconds: time.sleep(seconds * scale)
         )
-        watcher: GrantWatcher | None = None
+        watcher: GrantLedger | None = None
         runner: _Runner | None = None
         try:
             with ChaosProxy(aws.port, plan, hostility) as proxy:
@@ -786,8 +809,8 @@ def run(sizes: Sizes, out: Any = None) -> Result:
                 from rolewarden.aws import clients
 
                 clients.reset()
-                watcher = GrantWatcher(world.grantees, sizes.flap_poll, lambda: sum(proxy.stats.writes_ok.values()))
-                watcher.start()
+                watcher = GrantLedger()
+                proxy.on_write = watcher
                 stream = [e for e in world.events for _ in range(sizes.duplicates)]
                 rng.shuffle(stream)
                 # the instances launch now: DescribeInstances misses them for the EC2 lag, hooks start waiting
@@ -841,7 +864,6 @@ def run(sizes: Sizes, out: Any = None) -> Result:
                 )
                 invocations = runner.invocations()
                 runner.stop()
-                watcher.stop()
                 hooks = proxy.hooks
                 hooks.expire_due()
         finally:
@@ -924,14 +946,15 @@ def run(sizes: Sizes, out: Any = None) -> Result:
             )
         )
         flaps = watcher.flaps(world) if watcher is not None else {}
+        most_versions = max(watcher.versions_created.values(), default=0) if watcher is not None else 0
         result.checks.append(
             Check(
                 "grant flaps (report)",
                 True,
                 f"{sum(flaps.values())} flaps on {len(flaps)} of the "
                 f"{len(watcher.history) if watcher else 0} role/bucket pairs ever granted"
-                + (f": {sorted(flaps)[:3]}" if flaps else "")
-                + f"; {watcher.polls if watcher else 0} looks, every {sizes.flap_poll}s real",
+                + (f": {[f'{r}/{b} x{n}' for (r, b), n in sorted(flaps.items())][:4]}" if flaps else "")
+                + f"; most versions written to one grant policy: {most_versions}",
                 report=True,
             )
         )
@@ -951,6 +974,7 @@ def run(sizes: Sizes, out: Any = None) -> Result:
             "throttled_fraction": throttled,
             "effective_writes": dict(first_writes),
             "grant_flaps": sum(flaps.values()),
+            "max_versions_created_per_policy": most_versions,
             "seconds_to_converge_real": round(last_change - began, 2),
             "seconds_to_converge_simulated": round((last_change - began) / scale, 1),
             "invocations": invocations,

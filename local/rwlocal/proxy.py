@@ -222,6 +222,9 @@ class ChaosProxy:
         self.iam_lag = IamLag(self.clock, hostility.iam_lag, hostility.iam_stale, lag_draw) if hostility else None
         self.ec2_lag = Ec2Lag(self.clock, hostility.ec2_lag) if hostility else None
         self.hooks = HookRegistry(self.clock)
+        #: called after every effective (2xx) write with (service, operation, params, answer body); e.g. the
+        #: chaos suite's record of grant-policy versions
+        self.on_write: Callable[[str, str, dict[str, str], bytes], None] | None = None
 
     @property
     def endpoint(self) -> str:
@@ -379,6 +382,8 @@ class ChaosProxy:
                         target = _write_target(service, params, payload)
                         if target:
                             proxy.stats.write_targets[(name, target)] += 1
+                if ok and operation.startswith(_WRITE_PREFIXES) and proxy.on_write is not None:
+                    proxy.on_write(service, operation, params, payload)
                 if service == "iam" and proxy.iam_lag is not None:
                     if is_read(operation):
                         proxy.iam_lag.record(body, response.status, answer_headers, payload, asked_at)
