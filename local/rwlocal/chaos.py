@@ -116,7 +116,10 @@ class Sizes:
     bucket_factor: float = 1.0  # scales every bucket (1.0 = AWS's defaults)
     iam_lag: float = 5.0  # simulated seconds IAM reads may lag a write (0: off)
     iam_stale: float = 0.5  # share of IAM reads inside the lag window answered stale
-    ec2_lag: float = 5.0  # simulated seconds DescribeInstances misses a fresh instance (0: off)
+    # simulated seconds DescribeInstances misses a fresh instance (0: off). Longer than IAM's: the launch
+    # event reaches a handler within a second on AWS, but locally compute is not time-scaled, so the
+    # window must cover the first batches (0.6 s of real time at the default scale) to be met at all.
+    ec2_lag: float = 60.0
     hook_timeout: float = 3600.0  # heartbeat timeout of the launch hooks (Auto Scaling's default)
     revoked: int = -1  # buckets whose grant tags are removed mid-run (-1: a fifth of the buckets)
     max_retry_wait: float = 300.0  # simulated seconds a failed record may wait for its retry

@@ -1,0 +1,50 @@
+"""The chaos oracle's record of grant-policy versions (rwlocal.chaos.GrantLedger): fed by the fault
+proxy with every effective IAM write, it knows what each role is granted after each write, so a grant
+removed and re-added (a lost grant) or added and removed again counts as a flap; the legitimate
+changes the tags call for do not."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from rwlocal import world as w
+from rwlocal.chaos import GrantLedger, World
+from rwlocal.proxy import ChaosProxy
+
+
+def _document(*buckets: str) -> str:
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": [f"arn:aws:s3:::{b}/*" for b in buckets]}
+            ],
+        }
+    )
+
+
+def test_a_lost_and_restored_grant_is_one_flap_and_a_revoke_is_none(aws: Any) -> None:
+    w.create_role("app")
+    ledger = GrantLedger()
+    with ChaosProxy(aws.port) as proxy:
+        proxy.on_write = ledger
+        iam = boto3.client("iam", endpoint_url=proxy.endpoint, config=Config(retries={"total_max_attempts": 1}))
+        arn = iam.create_policy(PolicyName="rolewarden-grants-app", Path="/rolewarden/", PolicyDocument=_document("a"))[
+            "Policy"
+        ]["Arn"]
+        iam.attach_role_policy(RoleName="app", PolicyArn=arn)
+        iam.create_policy_version(PolicyArn=arn, PolicyDocument=_document("a", "gone"), SetAsDefault=True)
+        iam.create_policy_version(PolicyArn=arn, PolicyDocument=_document("b"), SetAsDefault=True)  # a lost
+        iam.create_policy_version(PolicyArn=arn, PolicyDocument=_document("a", "b"), SetAsDefault=True)  # a back
+    world = World(
+        buckets={"a": {"rolewarden:read": "app"}, "b": {"rolewarden:read": "app"}, "gone": {}},
+        revoked={"gone": {"rolewarden:read": "app"}},
+    )
+    assert ledger.granted["app"] == {"a", "b"}
+    assert ledger.history[("app", "a")] == [False, True, False, True]
+    assert ledger.flaps(world) == {("app", "a"): 1}  # "gone" was granted then revoked: not a flap
+    assert ledger.versions_created[arn] == 4
