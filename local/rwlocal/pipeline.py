@@ -199,6 +199,7 @@ class Pipeline:
         self.on_batch = on_batch
         self.sqs = boto3.client("sqs")
         self._env: dict[str, dict[str, str]] = {}
+        self._visibility: dict[str, int] = {}
         self.stats = DrainStats()
 
     def queue_url(self, logical_id: str) -> str:
@@ -231,8 +232,10 @@ class Pipeline:
         return messages
 
     def visibility_timeout(self, queue_logical_id: str) -> int:
-        """The queue's own VisibilityTimeout (seconds, as deployed)."""
-        return queue_visibility(self.sqs, self.queue_url(queue_logical_id))
+        """The queue's own VisibilityTimeout (seconds, as deployed; read once)."""
+        if queue_logical_id not in self._visibility:
+            self._visibility[queue_logical_id] = queue_visibility(self.sqs, self.queue_url(queue_logical_id))
+        return self._visibility[queue_logical_id]
 
     def invoke_batch(self, consumer_id: str, max_messages: int | None = None) -> int:
         """Receive one batch from the consumer's queue and invoke its handler. Returns records handled."""
