@@ -16,7 +16,7 @@ The local AWS is as hostile as the real one, each condition on by default and si
   faults;
 - eventual consistency: IAM reads lag writes (``--iam-lag`` seconds, ``--iam-stale`` share of reads in
   the window), DescribeInstances misses a fresh instance (``--ec2-lag`` seconds);
-- lifecycle hooks (``--hook-timeout``): a third of the instances launch through an Auto Scaling hook
+- lifecycle hooks (``--no-hooks``, ``--hook-timeout``): a third of the instances launch through an Auto Scaling hook
   that expires with ABANDON if RoleWarden does not complete it in time;
 - revoked grants (``--revoked``): some buckets lose their grant tags while the run is under way.
 
@@ -120,6 +120,7 @@ class Sizes:
     # event reaches a handler within a second on AWS, but locally compute is not time-scaled, so the
     # window must cover the first batches (0.6 s of real time at the default scale) to be met at all.
     ec2_lag: float = 60.0
+    hooks: bool = True  # a third of the instances launch through a lifecycle hook (else "Launch Successful")
     hook_timeout: float = 3600.0  # heartbeat timeout of the launch hooks (Auto Scaling's default)
     revoked: int = -1  # buckets whose grant tags are removed mid-run (-1: a fifth of the buckets)
     max_retry_wait: float = 300.0  # simulated seconds a failed record may wait for its retry
@@ -201,7 +202,7 @@ def _cloudtrail(source: str, event_source: str, name: str, params: dict[str, Any
     }
 
 
-def seed_instances(world: World, count: int, rng: random.Random) -> None:
+def seed_instances(world: World, count: int, rng: random.Random, hooks: bool = True) -> None:
     profiles = {
         "web-server": w.create_profile("web-server"),
         "data-worker": w.create_profile("data-worker", role="data-worker", role_path="/rolewarden/data/"),
@@ -234,7 +235,9 @@ def seed_instances(world: World, count: int, rng: random.Random) -> None:
         remaining -= batch
         index += 1
     for n, instance_id in enumerate(world.instances):
-        if n % 3 == 0:  # launched through Auto Scaling with a launch lifecycle hook
+        if n % 3 == 0 and not hooks:
+            world.events.append(w.asg_launch_event(instance_id))
+        elif n % 3 == 0:  # launched through Auto Scaling with a launch lifecycle hook
             token = str(uuid.UUID(int=rng.getrandbits(128)))
             world.hooks[instance_id] = token
             world.events.append(lifecycle_event(instance_id, token))
@@ -773,7 +776,7 @@ def run(sizes: Sizes, out: Any = None) -> Result:
         config.write_text(CONFIG)
         stack = st.deploy()
         world = World()
-        seed_instances(world, sizes.instances, rng)
+        seed_instances(world, sizes.instances, rng, sizes.hooks)
         if sizes.buckets:
             seed_buckets(world, sizes.buckets, rng)
             choose_revoked(world, sizes.revoked if sizes.revoked >= 0 else sizes.buckets // 5, rng)
@@ -999,7 +1002,7 @@ def print_table(result: Result, out: Any = None) -> None:
         f"token buckets x{s.bucket_factor:g}" if s.token_buckets else "no token buckets",
         f"IAM lag {s.iam_lag:g}s ({s.iam_stale:.0%} stale)" if s.iam_lag else "no IAM lag",
         f"EC2 lag {s.ec2_lag:g}s" if s.ec2_lag else "no EC2 lag",
-        f"hooks {s.hook_timeout:g}s",
+        f"hooks {s.hook_timeout:g}s" if s.hooks else "no hooks",
         f"time x{s.time_scale:g}",
     ]
     table = Table(
