@@ -819,14 +819,16 @@ def run(sizes: Sizes, out: Any = None) -> Result:
                 proxy.on_write = watcher
                 stream = [e for e in world.events for _ in range(sizes.duplicates)]
                 rng.shuffle(stream)
-                # the instances launch now: DescribeInstances misses them for the EC2 lag, hooks start waiting
-                proxy.launched(list(world.instances))
+                # the instances launch now: their hooks start waiting, and DescribeInstances misses them for the
+                # EC2 lag, counted from the end of the delivery of their events (a burst takes a while to put)
                 for instance_id, token in world.hooks.items():
                     proxy.hooks.register(
                         instance_id, HOOK_NAME, HOOK_GROUP, sizes.hook_timeout, default_result="ABANDON", token=token
                     )
                 began = time.monotonic()
+                proxy.launched(list(world.instances))
                 put_events(stream)
+                proxy.launched(list(world.instances))
                 revoked_events: list[dict[str, Any]] = []
                 if world.revoked:
                     # remove the tags once the run is under way (a revoked bucket granted, or a few seconds)
