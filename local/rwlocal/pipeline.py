@@ -378,7 +378,7 @@ def _poller_main(spec: PollerSpec, results: Any, stop: Any) -> None:
     botocore.endpoint.time = types.SimpleNamespace(  # type: ignore[attr-defined]
         sleep=lambda seconds: time.sleep(seconds * scale)
     )
-    logging.getLogger("rolewarden").setLevel(os.environ.get("POWERTOOLS_LOG_LEVEL", "INFO"))
+    logging.getLogger("rolewarden").setLevel(os.environ.get("POWERTOOLS_LOG_LEVEL", "INFO").upper())
     path = Path(spec.code_dir) / "app.py"
     module_spec = importlib.util.spec_from_file_location(f"rw_fn_{spec.consumer_id}_{spec.index}", path)
     assert module_spec is not None and module_spec.loader is not None
