@@ -7,6 +7,7 @@ point: block on a barrier, fail, set visibility); the pipeline around them is th
 
 from __future__ import annotations
 
+import math
 import textwrap
 import time
 from pathlib import Path
@@ -85,9 +86,20 @@ FAIL_ALWAYS = """
 """
 
 
+def _hidden_for_ms(queue_url: str) -> list[float]:
+    """How long moto will still hide each message of the queue (ms; read from the in-process moto server's
+    state, so no assertion here depends on how long anything took)."""
+    from moto.core.utils import unix_time_millis
+    from moto.sqs.models import sqs_backends
+
+    queue = sqs_backends["123456789012"]["us-east-1"].get_queue(queue_url.rsplit("/", 1)[-1])
+    now = unix_time_millis()
+    return [message.visible_at - now for message in queue._messages]
+
+
 def test_a_failed_record_stays_hidden_for_the_queues_visibility_timeout(aws: Any, tmp_path: Path) -> None:
     stack = st.deploy()
-    scale = 0.002  # the queue's 1,800 s become a few real seconds
+    scale = 0.002  # the queue's 1,800 s become 4 real seconds
     seen: list[int] = []
     pipeline = Pipeline(
         stack,
@@ -98,11 +110,13 @@ def test_a_failed_record_stays_hidden_for_the_queues_visibility_timeout(aws: Any
         ),
     )
     pipeline.consumers[CONSUMER].code_dir = _handler(tmp_path, FAIL_ALWAYS)
-    assert pipeline.visibility_timeout(QUEUE) * scale >= 2  # long enough for the next line to run first
-    boto3.client("sqs").send_message(QueueUrl=stack.physical(QUEUE), MessageBody="x")
+    url = stack.physical(QUEUE)
+    hidden_ms = math.ceil(pipeline.visibility_timeout(QUEUE) * scale) * 1000
+    boto3.client("sqs").send_message(QueueUrl=url, MessageBody="x")
     assert pipeline.invoke_batch(CONSUMER) == 1
-    assert pipeline.invoke_batch(CONSUMER) == 0  # failed, so hidden: not received again at once
-    assert pipeline.depth(QUEUE) == 1  # but not lost
+    (left,) = _hidden_for_ms(url)
+    assert hidden_ms - 1000 < left <= hidden_ms  # hidden for the queue's (scaled) timeout, not made visible
+    assert pipeline.depth(QUEUE) == 1  # and not lost
     assert _wait_for(lambda: pipeline.invoke_batch(CONSUMER) == 1, 60)
     assert seen == [1, 2]  # SQS counted the receives
 
@@ -115,7 +129,7 @@ SET_VISIBILITY = """
         for record in event["Records"]:
             if record["attributes"]["ApproximateReceiveCount"] == "1":
                 sqs.change_message_visibility(
-                    QueueUrl=os.environ["QUEUE_URL"], ReceiptHandle=record["receiptHandle"], VisibilityTimeout=100
+                    QueueUrl=os.environ["QUEUE_URL"], ReceiptHandle=record["receiptHandle"], VisibilityTimeout=300
                 )
                 failed.append({"itemIdentifier": record["messageId"]})
         return {"batchItemFailures": failed}
@@ -123,24 +137,44 @@ SET_VISIBILITY = """
 
 
 def test_the_visibility_the_function_sets_is_honoured_not_the_queues(aws: Any, tmp_path: Path) -> None:
-    """The queue hides a failed record 1,800 s (18 s real at this scale); the function sets 100 s
-    (1 s real). The record comes back in time only if the function's setting is honoured."""
+    """The queue hides a failed record 1,800 s; the function sets 300 s, which the proxy scales like every
+    other wait; the record is hidden for that, then received again."""
     stack = st.deploy()
     scale = 0.01
     url = stack.physical(QUEUE)
-    with ChaosProxy(aws.port, hostility=Hostility(time_scale=scale, buckets=False, iam_lag=0, ec2_lag=0)) as proxy:
-        pipeline = ParallelPipeline(
+    hostility = Hostility(time_scale=scale, buckets=False, iam_lag=0, ec2_lag=0)
+    with ChaosProxy(aws.port, hostility=hostility) as proxy:
+        pipeline = Pipeline(
             stack,
             {"AWS_ENDPOINT_URL": proxy.endpoint, "QUEUE_URL": url},
+            honest_visibility=True,
             time_scale=scale,
-            consumer_ids=[CONSUMER],
-            concurrency={CONSUMER: 1},
+        )
+        pipeline.consumers[CONSUMER].code_dir = _handler(tmp_path, SET_VISIBILITY)
+        boto3.client("sqs").send_message(QueueUrl=url, MessageBody="x")
+        assert pipeline.invoke_batch(CONSUMER) == 1
+        (left,) = _hidden_for_ms(url)
+        assert 2000 < left <= 3000  # 300 s scaled, not the queue's 1,800 s (18,000 ms)
+        assert proxy.stats.visibility_set == {300: 1}
+        assert _wait_for(lambda: pipeline.invoke_batch(CONSUMER) == 1, 60)
+        assert pipeline.depth(QUEUE) == 0  # the second receive succeeded and was deleted
+
+
+def test_parallel_pollers_honour_the_visibility_the_function_sets(aws: Any, tmp_path: Path) -> None:
+    """The same through poller processes: each process's function calls go through the shared proxy."""
+    stack = st.deploy()
+    scale = 0.01
+    url = stack.physical(QUEUE)
+    hostility = Hostility(time_scale=scale, buckets=False, iam_lag=0, ec2_lag=0)
+    with ChaosProxy(aws.port, hostility=hostility) as proxy:
+        pipeline = ParallelPipeline(
+            stack, {"AWS_ENDPOINT_URL": proxy.endpoint, "QUEUE_URL": url}, time_scale=scale, consumer_ids=[CONSUMER]
         )
         pipeline.consumers[CONSUMER].code_dir = _handler(tmp_path, SET_VISIBILITY)
         with pipeline:
             boto3.client("sqs").send_message(QueueUrl=url, MessageBody="x")
-            assert pipeline.wait_quiet(timeout=12), "the record waited for the queue's timeout, not the function's"
-        assert proxy.stats.injected["visibility-scaled:ChangeMessageVisibility"] == 1
+            assert pipeline.wait_quiet(timeout=120)
+        assert proxy.stats.visibility_set == {300: 1}
     assert sorted(c for i in pipeline.invocations for c in i.receive_counts) == [1, 2]
 
 
