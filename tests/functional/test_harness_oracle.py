@@ -48,3 +48,37 @@ def test_a_lost_and_restored_grant_is_one_flap_and_a_revoke_is_none(aws: Any) ->
     assert ledger.history[("app", "a")] == [False, True, False, True]
     assert ledger.flaps(world) == {("app", "a"): 1}  # "gone" was granted then revoked: not a flap
     assert ledger.versions_created[arn] == 4
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_the_hook_check_names_a_hook_released_early_and_one_that_expired() -> None:
+    from rwlocal.chaos import check_hooks
+    from rwlocal.hostile import HookRegistry
+
+    clock = _Clock()
+    held = {"i-early": None, "i-right": "web-server"}
+    hooks = HookRegistry(clock, on_complete=lambda hook, result: held[hook.instance_id])
+    world = World(instances={i: {"rolewarden:profile": "web"} for i in ("i-early", "i-right", "i-late")})
+    for instance_id in world.instances:
+        world.hooks[instance_id] = hooks.register(instance_id, heartbeat_timeout=300).token
+    params = {"AutoScalingGroupName": "web-asg", "LifecycleHookName": "rolewarden-launch"}
+    for instance_id in ("i-early", "i-right"):
+        assert (
+            hooks.answer(
+                "CompleteLifecycleAction", {**params, "InstanceId": instance_id, "LifecycleActionResult": "CONTINUE"}
+            )
+            is None
+        )
+    clock.now = 301.0
+    hooks.expire_due()
+    check = check_hooks(world, hooks, {})
+    assert not check.ok
+    assert "1 EXPIRED" in check.detail and "i-early released holding None (wanted web-server)" in check.detail
+    assert "i-right" not in check.detail
