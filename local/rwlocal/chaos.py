@@ -95,7 +95,7 @@ compliance:
 """
 #: The oracle's own copy of the rules above (deliberately not RoleWarden's decision code).
 EXPECTED_PROFILE = {("rolewarden:profile", "web"): "web-server", ("team", "data"): "data-worker"}
-READ = {"s3:GetObject", "s3:GetObjectVersion", "s3:ListBucket", "s3:GetBucketLocation"}
+READ = {"s3:GetObject", "s3:GetObjectVersion", "s3:ListBucket", "s3:ListBucketVersions", "s3:GetBucketLocation"}
 WRITE = {"s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload", "s3:ListBucketMultipartUploads"}
 
 
