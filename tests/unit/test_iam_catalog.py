@@ -227,7 +227,7 @@ version: 1
 managed_path: {MANAGED}
 bucket_grants:
   levels:
-    read: [s3:GetObject, s3:GetObjectVersion, s3:ListBucket, s3:GetBucketLocation]
+    read: [s3:GetObject, s3:GetObjectVersion, s3:ListBucket, s3:ListBucketVersions, s3:GetBucketLocation]
     write: [s3:PutObject, s3:DeleteObject, s3:AbortMultipartUpload, s3:ListBucketMultipartUploads]
     everything: [{", ".join(EVERY_GRANTABLE)}]
 compliance:
