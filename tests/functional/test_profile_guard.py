@@ -92,7 +92,11 @@ def test_an_escalation_role_is_refused(app: Any, profiles: dict[str, str]) -> No
         RoleName="data",
         PolicyName="deploy",
         PolicyDocument=json.dumps(
-            {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "iam:PassRole", "Resource": "*"}]}
+            # PassRole to any role plus EC2 to run code with it; PassRole alone is no escalation (issue 12)
+            {
+                "Version": "2012-10-17",
+                "Statement": [{"Effect": "Allow", "Action": ["iam:PassRole", "ec2:RunInstances"], "Resource": "*"}],
+            }
         ),
     )
     data = w.run_instance({"team": "data", "env": "prod"})

@@ -24,7 +24,12 @@ PATH = "/rolewarden/"
 BOUNDARY = "arn:aws:iam::123456789012:policy/rolewarden-boundary"
 ADMIN_ARN = "arn:aws:iam::aws:policy/AdministratorAccess"
 ADMIN_DOC = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
-PASS_ANY = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "iam:PassRole", "Resource": "*"}]}
+# PassRole to any role plus a service that runs the caller's code with it (the classic EC2 path): PassRole
+# alone is no escalation (issue 12 removed that false positive)
+PASS_ANY = {
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Action": ["iam:PassRole", "ec2:RunInstances"], "Resource": "*"}],
+}
 READ_S3 = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}]}
 POLICIES = {ADMIN_ARN: ManagedPolicyView(ADMIN_ARN, "AdministratorAccess", "/", "v1", ADMIN_DOC)}
 
