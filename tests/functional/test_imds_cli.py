@@ -36,7 +36,10 @@ APP = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:
 
 @pytest.fixture
 def cli(
-    aws: LocalAws, write_config: Callable[..., Path], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    aws: LocalAws,
+    write_config: Callable[..., Path],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> Callable[..., tuple[int, str]]:
     from rolewarden.aws import compliance as aws_compliance
 
