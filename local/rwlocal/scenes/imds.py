@@ -104,7 +104,8 @@ def scene(demo: Any) -> None:
             ["", POLICY],
             [["before", perimeter_before], ["after", perimeter_after]],
         )
-        demo.table("what the perimeter rule says", ["mode", "finding"], [[f.details.get("mode"), f.message] for f in found])
+        rows = [[f.details.get("mode"), f.message] for f in found]
+        demo.table("what the perimeter rule says", ["mode", "finding"], rows)
     finally:
         pipeline.env_overrides["ROLEWARDEN_CONFIG"] = saved_config or ""
         service_logger.setLevel(saved_level)
