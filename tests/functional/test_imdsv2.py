@@ -208,3 +208,25 @@ def test_sweep_requires_imdsv2_on_every_managed_instance(aws: Any, write_config:
         invoke(app, w.as_sqs_event(w.sweep_event()))
     assert all(metadata_of(i)["HttpTokens"] == "required" for i in ids)
     assert calls.calls["ec2:DescribeInstances"] == 1
+
+
+def test_a_conflict_on_the_association_does_not_write_the_metadata_twice(
+    aws: Any, write_config: Any, profiles: dict[str, str]
+) -> None:
+    """EC2's IncorrectState answer to AssociateIamInstanceProfile (an association appeared between read and
+    write), injected once at the botocore level: the instance is decided again with its association read,
+    and the metadata options, already written in the first pass, are not written a second time."""
+    _config(write_config, ENFORCE)
+    app = load_app("instance_profiles")
+    web = w.run_instance({"rolewarden:profile": "web"})
+    conflict = Fault(
+        "ec2", "AssociateIamInstanceProfile", "IncorrectState", "There is an existing association", times=1
+    )
+    with inject(conflict), count_calls() as calls:
+        result = invoke(app, w.as_sqs_event(running(web)))
+    assert result == {"batchItemFailures": []}
+    assert conflict.seen == 1
+    assert calls.calls["ec2:DescribeIamInstanceProfileAssociations"] == 1  # the re-read after the conflict
+    assert calls.writes()["ec2:ModifyInstanceMetadataOptions"] == 1
+    assert w.attached_profiles() == {web: "web-server"}
+    assert metadata_of(web)["HttpTokens"] == "required"
