@@ -51,6 +51,9 @@ instance_profiles:
   rules:
     - match: {"rolewarden:profile": web}
       profile: web-server
+  # the attach alone, as Custodian's set-instance-profile does it (imdsv2 report, the default, would add
+  # one findings message per batch for the IMDSv1-open instances moto launches; enforce, one write each)
+  metadata: {imdsv2: "off"}
 """
 WEB_TAGS = {"rolewarden:profile": "web", "team": "web"}
 

@@ -27,7 +27,7 @@ from rwlocal.server import LocalAws
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "config" / "rolewarden.yaml"
-SCENES = ("grants", "compliance")
+SCENES = ("grants", "compliance", "imds")
 
 
 @dataclass
@@ -123,7 +123,10 @@ def instance_profiles_scene(demo: Demo) -> None:
     def collect(consumer: str, event: dict[str, Any], response: dict[str, Any]) -> None:
         sink = demo.pipeline.consumers[consumer].runtime().last_sink
         if sink is not None:
-            refusals.extend(f for f in sink.findings if f.capability == "instance_profiles")
+            # (IMDSv1 findings of the default imdsv2: report are the imds scene's subject, not refusals)
+            refusals.extend(
+                f for f in sink.findings if f.capability == "instance_profiles" and not f.rule.startswith("imds")
+            )
 
     demo.pipeline.on_batch = collect
     stats = demo.pipeline.drain(["InstanceProfilesFunction"])

@@ -106,6 +106,8 @@ def _key_type(key: str) -> str | None:
     """The catalog's type of a condition key (String, ARN, Numeric, Bool, Date, IPAddress, ArrayOf...)."""
     if key.lower().startswith("aws:"):
         return GLOBAL_KEY_TYPES.get(key.lower()) or _templated_global_type(key)
+    if key.lower() in CROSS_SERVICE_KEY_TYPES:
+        return CROSS_SERVICE_KEY_TYPES[key.lower()]
     entry = catalog().get(key.partition(":")[0].lower())
     if entry is None:
         return None
@@ -153,7 +155,19 @@ GLOBAL_KEY_TYPES: dict[str, str] = {
     "aws:username": "String",
     "aws:sourcevpc": "String",
     "aws:sourcevpce": "String",
+    # issue 15, the instance-credential perimeter (AWS global condition context keys: network and session)
+    "aws:vpcsourceip": "IPAddress",
+    "aws:ec2instancesourcevpc": "String",
+    "aws:ec2instancesourceprivateipv4": "IPAddress",
 }
+
+#: Cross-service condition keys: a service prefix, but available in the request context of every service
+#: (AWS global condition context keys, "cross-service condition keys"), so they apply to any action.
+CROSS_SERVICE_KEY_TYPES: dict[str, str] = {
+    "ec2:sourceinstancearn": "ARN",
+    "ec2:roledelivery": "Numeric",
+}
+_VARIABLE = re.compile(r"^\$\{[^}]+\}$")
 
 #: Condition operator (without ForAllValues:/ForAnyValue: and IfExists) -> key types it applies to.
 OPERATOR_TYPES: dict[str, frozenset[str] | None] = {
@@ -310,7 +324,7 @@ def _condition_problems(statement: Mapping[str, Any], actions: Sequence[str], la
             continue
         for key in block:
             key = str(key)
-            is_global = key.lower().startswith("aws:")
+            is_global = key.lower().startswith("aws:") or key.lower() in CROSS_SERVICE_KEY_TYPES
             if not is_global and actions and not any(_key_matches(t, key) for t in allowed):
                 shown = ", ".join(actions[:4]) + (", ..." if len(actions) > 4 else "")
                 out.append(f"{label}: condition key {key} applies to none of its actions ({shown})")
@@ -320,6 +334,12 @@ def _condition_problems(statement: Mapping[str, Any], actions: Sequence[str], la
             if types is None or key_type is None:
                 continue
             scalar = key_type.removeprefix("ArrayOf")
+            values = _as_list(block[key])
+            if scalar == "IPAddress" and "String" in types and values and all(_VARIABLE.match(str(v)) for v in values):
+                # an address compared with another key's value: policy variables work only in string
+                # operators, as in AWS's EC2 credential perimeter (aws:EC2InstanceSourcePrivateIPv4 vs
+                # ${aws:VpcSourceIp}); a literal address still needs an IpAddress operator
+                continue
             if scalar not in types:
                 out.append(f"{label}: operator {operator} does not apply to {key}, whose type is {key_type}")
     return out

@@ -37,6 +37,7 @@ instance_profiles:
   rules:
     - match: {"rolewarden:profile": web}
       profile: web-server
+  metadata: {imdsv2: "off"}  # IMDSv2 in plan, apply and explain: tests/functional/test_imds_cli.py
 bucket_grants:
   protected_buckets: ["*-audit-logs"]
 compliance:
@@ -53,6 +54,8 @@ WRITES = {
     "replace-trust-policy": ["iam:UpdateAssumeRolePolicy"],
     "detach-policy": ["iam:DetachRolePolicy"],
     "put-boundary": ["iam:PutRolePermissionsBoundary"],
+    "require-imdsv2": ["ec2:ModifyInstanceMetadataOptions"],
+    "put-inline-policy": ["iam:PutRolePolicy"],
 }
 
 

@@ -46,7 +46,9 @@ def allow(action: Any = None, resource: Any = "*", **extra: Any) -> dict[str, An
 
 def config(**compliance: Any) -> Config:
     rules = compliance.pop("rules", {})
-    modes = {rule: "enforce" for rule in COMPLIANCE_RULE_IDS} | rules
+    # every rule, except the instance-credential perimeter, which needs its endpoint services configured and has
+    # its own table (tests/unit/test_perimeter_rule.py)
+    modes = {rule: "enforce" for rule in COMPLIANCE_RULE_IDS if rule != "instance-credential-perimeter"} | rules
     return Config.model_validate({"version": 1, "managed_path": PATH, "compliance": {"rules": modes, **compliance}})
 
 

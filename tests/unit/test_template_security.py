@@ -261,3 +261,30 @@ def test_the_forwarding_role_may_only_put_events_on_the_home_bus() -> None:
         RESOURCES["BucketEventsToHomeRule"]["Properties"]["EventPattern"]
         == (RESOURCES["BucketTagCallsRule"]["Properties"]["EventPattern"])
     )
+
+
+def test_instance_profiles_function_may_change_only_instances_in_its_region_and_account() -> None:
+    """Issue 15: the function's EC2 writes are the three association calls and ModifyInstanceMetadataOptions
+    (imdsv2: enforce), nothing else, each scoped to instances of the stack's region and account."""
+    ec2_writes = [
+        (a, s)
+        for s in statements("InstanceProfilesFunction")
+        for a in _as_list(s["Action"])
+        if a.startswith("ec2:") and not a.startswith("ec2:Describe")
+    ]
+    assert sorted(a for a, _ in ec2_writes) == [
+        "ec2:AssociateIamInstanceProfile",
+        "ec2:DisassociateIamInstanceProfile",
+        "ec2:ModifyInstanceMetadataOptions",
+        "ec2:ReplaceIamInstanceProfileAssociation",
+    ]
+    for _action, statement in ec2_writes:
+        assert [_text(r) for r in _as_list(statement["Resource"])] == [
+            "arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:instance/*"
+        ]
+        assert "Condition" not in statement
+    (metadata,) = [s for a, s in ec2_writes if a == "ec2:ModifyInstanceMetadataOptions"]
+    assert _as_list(metadata["Action"]) == ["ec2:ModifyInstanceMetadataOptions"]  # exactly that one call
+    # no other function may change instance metadata options
+    others = [f for f, s in ALL if f != "InstanceProfilesFunction" and "ec2:ModifyInstanceMetadataOptions" in str(s)]
+    assert others == []

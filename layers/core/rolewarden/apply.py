@@ -21,6 +21,7 @@ from rolewarden.plan import (
     HeartbeatLifecycle,
     ReassociateProfile,
     ReplaceProfile,
+    SetMetadataOptions,
 )
 
 Status = Literal["applied", "planned", "failed", "conflict", "gone"]
@@ -122,6 +123,7 @@ _METRIC_NAMES: dict[type[Action], str] = {
     ReassociateProfile: "Replaced",
     CompleteLifecycle: "LifecycleCompleted",
     HeartbeatLifecycle: "LifecycleHeartbeats",
+    SetMetadataOptions: "Imdsv2Required",
 }
 
 
@@ -221,3 +223,19 @@ def _apply_heartbeat(ex: Executor, action: HeartbeatLifecycle) -> dict[str, Any]
             raise Gone(f"no pending lifecycle action: {exc.response['Error'].get('Message', '')}") from exc
         raise
     return {"group": action.group, "hook": action.hook}
+
+
+@handles(SetMetadataOptions)
+def _apply_metadata(ex: Executor, action: SetMetadataOptions) -> dict[str, Any]:
+    try:
+        answer = ec2.require_imdsv2(action.instance_id, action.hop_limit)
+    except ClientError as exc:
+        if code_of(exc) == "InvalidInstanceID.NotFound":
+            raise Gone(f"{action.instance_id} no longer exists") from exc
+        raise
+    return {
+        "http_tokens": answer.get("HttpTokens", "required"),
+        "hop_limit": answer.get("HttpPutResponseHopLimit", action.hop_limit),
+        "previous_tokens": action.previous_tokens,
+        "previous_hop_limit": action.previous_hop_limit,
+    }

@@ -50,6 +50,7 @@ COMPLIANCE_RULE_IDS = (
     "managed-policy-allowlist",
     "grant-policy-drift",
     "ec2-instance-profile",
+    "instance-credential-perimeter",
 )
 _DEFAULT_RULE_MODES: dict[str, RuleMode] = {
     "no-admin-access": "enforce",
@@ -61,6 +62,8 @@ _DEFAULT_RULE_MODES: dict[str, RuleMode] = {
     "grant-policy-drift": "enforce",
     # Off by default: it creates IAM resources (instance profiles), a new kind of write an operator opts into.
     "ec2-instance-profile": "off",
+    # Off by default: a deny on a role's own credentials must be opted into with the endpoint services known.
+    "instance-credential-perimeter": "off",
 }
 
 
@@ -69,6 +72,22 @@ class _Strict(BaseModel):
 
 
 TagValue = str | list[str]
+
+
+def _check_match(value: dict[str, TagValue]) -> dict[str, TagValue]:
+    for key, wanted in value.items():
+        if not key or len(key) > 128:
+            raise ValueError(f"tag key {key!r} must be 1-128 characters")
+        if isinstance(wanted, list) and not wanted:
+            raise ValueError(f"tag {key!r}: an empty list matches nothing; use '*' for any value")
+    return value
+
+
+def _check_role_patterns(value: list[str], allow_all: bool = False) -> list[str]:
+    for pattern in value:
+        if not re.fullmatch(r"[\w+=,.@*?-]{1,64}", pattern, re.ASCII) or (pattern.strip("*?") == "" and not allow_all):
+            raise ValueError(f"{pattern!r} is not a role name or a pattern naming some roles (a bare '*' names all)")
+    return value
 
 
 class ProfileRule(_Strict):
@@ -84,12 +103,7 @@ class ProfileRule(_Strict):
     @field_validator("match")
     @classmethod
     def _match_values(cls, value: dict[str, TagValue]) -> dict[str, TagValue]:
-        for key, wanted in value.items():
-            if not key or len(key) > 128:
-                raise ValueError(f"tag key {key!r} must be 1-128 characters")
-            if isinstance(wanted, list) and not wanted:
-                raise ValueError(f"tag {key!r}: an empty list matches nothing; use '*' for any value")
-        return value
+        return _check_match(value)
 
     @field_validator("profile")
     @classmethod
@@ -111,10 +125,34 @@ class ProfileRule(_Strict):
         return self
 
 
+class MetadataExemption(_Strict):
+    """Instances whose tags match keep their metadata options as they are (e.g. software that still needs IMDSv1)."""
+
+    match: dict[str, TagValue] = Field(min_length=1)
+    reason: str = Field(min_length=1, max_length=500)
+
+    @field_validator("match")
+    @classmethod
+    def _match_values(cls, value: dict[str, TagValue]) -> dict[str, TagValue]:
+        return _check_match(value)
+
+
+class InstanceMetadata(_Strict):
+    """IMDSv2 with the attach (issue 15): ``off`` ignores metadata options; ``report`` names each managed
+    instance that still answers IMDSv1; ``enforce`` sets ``HttpTokens: required`` and ``hop_limit`` on each
+    managed instance in the same reconcile that gives it its profile."""
+
+    imdsv2: Literal["off", "report", "enforce"] = "report"
+    #: HttpPutResponseHopLimit (EC2 accepts 1-64); 2 lets containers on the instance reach IMDSv2.
+    hop_limit: Annotated[int, Field(ge=1, le=64)] = 2
+    exemptions: list[MetadataExemption] = Field(default_factory=list)
+
+
 class InstanceProfiles(_Strict):
     rules: list[ProfileRule] = Field(default_factory=list)
     default: str | None = None
     on_mismatch: Literal["replace", "report"] = "replace"
+    metadata: InstanceMetadata = Field(default_factory=InstanceMetadata)
 
     @field_validator("default")
     @classmethod
@@ -222,6 +260,44 @@ class Escalation(_Strict):
         )
 
 
+_SERVICE_RE = re.compile(r"^[a-z0-9-]{2,40}$")
+
+
+class EndpointServices(_Strict):
+    """The services that the VPCs of some roles' instances reach through VPC endpoints (interface or gateway)."""
+
+    roles: list[str] = Field(min_length=1)  # role names; shell-style patterns (app-*) allowed
+    services: list[str] = Field(min_length=1)  # IAM service prefixes: s3, dynamodb, sqs, kms, ...
+    note: str | None = None
+
+    @field_validator("roles")
+    @classmethod
+    def _roles(cls, value: list[str]) -> list[str]:
+        # "*" is allowed here: "every VPC has an S3 gateway endpoint" is a common, true statement
+        return _check_role_patterns(value, allow_all=True)
+
+    @field_validator("services")
+    @classmethod
+    def _services(cls, value: list[str]) -> list[str]:
+        for service in value:
+            if not _SERVICE_RE.match(service):
+                raise ValueError(f"{service!r} is not an IAM service prefix (like s3, dynamodb, sqs, kms)")
+        return value
+
+
+class InstancePerimeter(_Strict):
+    """Settings of ``instance-credential-perimeter``: which services each role's VPCs reach through endpoints.
+    A role no entry names gets no perimeter (reported: RoleWarden cannot know its network path)."""
+
+    endpoint_services: list[EndpointServices] = Field(default_factory=list)
+
+    def services_for(self, role: str) -> tuple[str, ...]:
+        found = {
+            s for e in self.endpoint_services if any(fnmatch.fnmatchcase(role, p) for p in e.roles) for s in e.services
+        }
+        return tuple(sorted(found))
+
+
 class Compliance(_Strict):
     permissions_boundary: str | None = None
     allowed_managed_policies: list[str] = Field(default_factory=list)
@@ -231,6 +307,7 @@ class Compliance(_Strict):
     max_remediations_per_run: Annotated[int, Field(ge=0, le=10_000)] | None = None
     rules: dict[str, RuleMode] = Field(default_factory=lambda: dict(_DEFAULT_RULE_MODES))
     escalation: Escalation = Field(default_factory=Escalation)
+    instance_perimeter: InstancePerimeter = Field(default_factory=InstancePerimeter)
 
     @model_validator(mode="after")
     def _deprecated_limit(self) -> Compliance:

@@ -9,6 +9,7 @@ from rolewarden.aws import ec2
 from rolewarden.capabilities.profiles import lookup_profiles
 from rolewarden.config import Config, ProfileRule
 from rolewarden.decide.profiles import assignable, decide_instance, desired_profile
+from rolewarden.model import InstanceView
 
 
 def _rule_verdict(rule: ProfileRule, tags: dict[str, str]) -> str:
@@ -65,10 +66,66 @@ def explain_instance(config: Config, instance_id: str) -> dict[str, Any]:
         settings, config.managed_path, view, instance_id, profiles, association, association_known=True
     )
     report["decision"] = f"{decision.verdict}: {decision.reason}"
+    report["metadata options"] = _metadata_options(view)
+    md = decision.metadata
+    report["imdsv2"] = (
+        f"{md.verdict}: {md.reason}"
+        if md is not None
+        else f"not decided: RoleWarden does not act on this instance ({decision.verdict})"
+    )
+    role = _profile_role(config, association.profile_arn if association else None, name)
+    if role is not None:
+        report["perimeter"] = _perimeter(config, role)
     report["would do"] = [a.describe() for a in decision.actions] or "nothing"
     if config.dry_run:
         report["note"] = "dry_run is true: RoleWarden would only log this"
     return report
+
+
+def _metadata_options(view: InstanceView) -> str:
+    options = view.metadata
+    if options is None:
+        return "(not shown by DescribeInstances)"
+    tokens = "IMDSv2 only" if options.http_tokens == "required" else "IMDSv1 and IMDSv2"
+    return (
+        f"HttpTokens {options.http_tokens} ({tokens}), hop limit {options.hop_limit}, "
+        f"endpoint {options.http_endpoint}, state {options.state}"
+    )
+
+
+def _profile_role(config: Config, attached_arn: str | None, desired: str | None) -> str | None:
+    """The role of the attached profile (else of the desired one): the role the instance's credentials are for."""
+    name = attached_arn.rsplit("/", 1)[-1] if attached_arn else desired
+    if not name:
+        return None
+    info = lookup_profiles([name], config).get(name)
+    return info.role_names[0] if info is not None and info.role_names else None
+
+
+def _perimeter(config: Config, role_name: str) -> str:
+    """Whether the role carries the instance-credential perimeter (compliance rule instance-credential-perimeter)."""
+    from rolewarden.aws import compliance as aws_compliance
+    from rolewarden.decide.compliance import RuleContext
+    from rolewarden.decide.perimeter import PERIMETER_POLICY, RULE_ID, desired_perimeter, has_perimeter
+
+    role, policies = aws_compliance.read_role(role_name)
+    if role is None:
+        return f"role {role_name}: not found"
+    ctx = RuleContext(config, policies)
+    mode = config.rule_mode(RULE_ID)
+    try:
+        present = has_perimeter(role, ctx)
+        covered, uncovered, _endpoint = desired_perimeter(role, ctx)
+    except ValueError as exc:
+        return f"role {role_name}: a policy cannot be read: {exc}"
+    if present is None:
+        return f"role {role_name}: EC2 may not assume it; no perimeter applies"
+    state = "yes" if present else ("partly or outdated" if PERIMETER_POLICY in role.inline else "no")
+    gaps = f"; not covered: {', '.join(uncovered)}" if uncovered else ""
+    return (
+        f"role {role_name}: {state} (inline policy {PERIMETER_POLICY}; rule {RULE_ID}: {mode}; "
+        f"services through endpoints: {', '.join(covered) or 'none configured'}{gaps})"
+    )
 
 
 def explain_role(config: Config, role_name: str) -> dict[str, Any]:

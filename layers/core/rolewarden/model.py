@@ -10,6 +10,16 @@ Severity = Literal["INFO", "WARNING", "ERROR"]
 
 
 @dataclass(frozen=True)
+class MetadataOptions:
+    """The instance metadata service options DescribeInstances shows (``MetadataOptions``)."""
+
+    http_tokens: str  # "required" (IMDSv2 only) or "optional" (IMDSv1 answers too)
+    hop_limit: int  # HttpPutResponseHopLimit
+    http_endpoint: str = "enabled"  # "disabled": no metadata service at all
+    state: str = "applied"  # "pending" just after a change
+
+
+@dataclass(frozen=True)
 class InstanceView:
     """One instance as DescribeInstances shows it."""
 
@@ -17,6 +27,8 @@ class InstanceView:
     state: str
     tags: Mapping[str, str]
     profile_arn: str | None = None
+    #: None when the answer had no MetadataOptions.
+    metadata: MetadataOptions | None = None
 
 
 @dataclass(frozen=True)

@@ -103,6 +103,32 @@ class ReassociateProfile(_SwapProfile):
 
 
 @dataclass(frozen=True)
+class SetMetadataOptions(Action):
+    """ModifyInstanceMetadataOptions: IMDSv2 only (HttpTokens required) with the configured hop limit."""
+
+    capability: ClassVar[str] = "instance_profiles"
+    verb: ClassVar[str] = "require-imdsv2"
+    instance_id: str
+    hop_limit: int
+    previous_tokens: str
+    previous_hop_limit: int
+
+    @property
+    def resource(self) -> str:
+        return self.instance_id
+
+    @property
+    def target(self) -> Target:
+        return Target("instance", self.instance_id)
+
+    def describe(self) -> str:
+        return (
+            f"require IMDSv2 with hop limit {self.hop_limit} on {self.instance_id} "
+            f"(was HttpTokens {self.previous_tokens}, hop limit {self.previous_hop_limit})"
+        )
+
+
+@dataclass(frozen=True)
 class CompleteLifecycle(Action):
     capability: ClassVar[str] = "instance_profiles"
     verb: ClassVar[str] = "complete-lifecycle"

@@ -35,6 +35,7 @@ from rolewarden.decide.compliance import (
     DetachManagedPolicy,
     ManagedPolicyView,
     PutBoundary,
+    PutInlinePolicy,
     ReplaceTrustPolicy,
     RewriteInlinePolicy,
     RoleAction,
@@ -337,7 +338,26 @@ def _apply_instance_profile(ex: Executor, action: CreateInstanceProfile) -> dict
     }
 
 
+@handles(PutInlinePolicy)
+def _apply_put_inline(ex: Executor, action: PutInlinePolicy) -> dict[str, Any]:
+    """An inline policy RoleWarden owns (the instance-credential perimeter): written only if it is still what
+    was read (absent, or the same document), so a concurrent change is re-read rather than overwritten."""
+    _guard(action)
+    try:
+        current = _current_inline(action.role_name, action.policy_name)
+    except Gone:
+        current = ""
+    if current != action.expected:
+        raise Conflict(f"inline policy {action.policy_name} of {action.role_name} changed since it was read")
+    with raise_instead("NoSuchEntity", Gone(f"role {action.role_name} no longer exists")):
+        client("iam").put_role_policy(
+            RoleName=action.role_name, PolicyName=action.policy_name, PolicyDocument=action.document
+        )
+    return {"policy": action.policy_name, "rules": list(action.rules)}
+
+
 for _action_type in (
+    PutInlinePolicy,
     DetachManagedPolicy,
     RewriteInlinePolicy,
     DeleteInlinePolicy,

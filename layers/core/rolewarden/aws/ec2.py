@@ -10,7 +10,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from rolewarden.aws.clients import client
 from rolewarden.aws.errors import classify, code_of
 from rolewarden.errors import RetryableError
-from rolewarden.model import Association, InstanceView
+from rolewarden.model import Association, InstanceView, MetadataOptions
 
 #: EC2 accepts up to 200 values in one filter.
 FILTER_CHUNK = 200
@@ -30,6 +30,19 @@ def _view(raw: dict[str, Any]) -> InstanceView:
         state=raw.get("State", {}).get("Name", "unknown"),
         tags=tags,
         profile_arn=profile.get("Arn"),
+        metadata=_metadata(raw.get("MetadataOptions")),
+    )
+
+
+def _metadata(raw: dict[str, Any] | None) -> MetadataOptions | None:
+    """MetadataOptions as DescribeInstances returns them (no extra read: issue 15)."""
+    if not raw or not raw.get("HttpTokens"):
+        return None
+    return MetadataOptions(
+        http_tokens=str(raw["HttpTokens"]),
+        hop_limit=int(raw.get("HttpPutResponseHopLimit") or 1),
+        http_endpoint=str(raw.get("HttpEndpoint") or "enabled"),
+        state=str(raw.get("State") or "applied"),
     )
 
 
@@ -156,6 +169,15 @@ def disassociate(association_id: str) -> None:
     except ClientError as exc:
         if code_of(exc) != "InvalidAssociationID.NotFound":  # already gone: the goal is reached
             raise
+
+
+def require_imdsv2(instance_id: str, hop_limit: int) -> dict[str, Any]:
+    """ModifyInstanceMetadataOptions: HttpTokens required and the hop limit; the other options are not sent
+    (EC2 keeps them). Returns the InstanceMetadataOptions EC2 answers."""
+    response = client("ec2").modify_instance_metadata_options(
+        InstanceId=instance_id, HttpTokens="required", HttpPutResponseHopLimit=hop_limit
+    )
+    return dict(response.get("InstanceMetadataOptions") or {})
 
 
 def complete_lifecycle_action(group: str, hook: str, token: str, instance_id: str, result: str) -> None:

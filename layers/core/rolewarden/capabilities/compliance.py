@@ -275,6 +275,8 @@ class RoleCompliance:
                 outcome = "not remediated: the circuit breaker is open (see its finding)"
             elif mode == "enforce":
                 outcome = "would be remediated (dry run)" if run.executor.dry_run else "remediating"
+            elif violation.remedy.kind == "report-only":  # nothing a remedy could change (e.g. the perimeter's gaps)
+                outcome = "reported only"
             else:
                 outcome = "reported only (rule in report mode)"
             run.sink.finding(

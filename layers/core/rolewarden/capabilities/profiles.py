@@ -37,7 +37,7 @@ from rolewarden.decide.profiles import (
 )
 from rolewarden.errors import PermanentError, RetryableError
 from rolewarden.model import Finding, GuardFinding, InstanceView, LifecycleAction, ProfileInfo
-from rolewarden.plan import CompleteLifecycle, HeartbeatLifecycle
+from rolewarden.plan import CompleteLifecycle, HeartbeatLifecycle, SetMetadataOptions
 from rolewarden.triggers import Target
 
 #: Seconds a profile read from IAM, with the guard's verdict on its role, is reused by a warm
@@ -321,9 +321,12 @@ class InstanceProfiles:
             self._report(run, decision, plan.views.get(decision.instance_id))
             outcomes[decision.instance_id] = self._execute(run, decision, conflicts, gone)
         if conflicts:
-            # The world moved between read and write: read the associations and decide once more.
+            # The world moved between read and write: read the associations and decide once more. The
+            # metadata options were written (or failed) in the first pass already: not a second time.
             again = self._decide(run, conflicts, plan.views, plan.profiles, confirm=conflicts)
-            for instance_id, decision in again.items():
+            for instance_id, decided in again.items():
+                kept = tuple(a for a in decided.actions if not isinstance(a, SetMetadataOptions))
+                decision = dataclasses.replace(decided, actions=kept)
                 plan.decisions[instance_id] = decision
                 self._report(run, decision, plan.views.get(instance_id))
                 outcomes[instance_id] = self._execute(run, decision, [], gone)
@@ -381,6 +384,7 @@ class InstanceProfiles:
         return updated
 
     def _report(self, run: Run, decision: ProfileDecision, view: InstanceView | None) -> None:
+        self._report_metadata(run, decision, view)
         fields = {
             "capability": self.name,
             "resource": decision.instance_id,
@@ -388,6 +392,7 @@ class InstanceProfiles:
             "desired_profile": decision.desired,
             "rule_index": decision.rule_index,
             "current_profile_arn": decision.current_arn,
+            "metadata": decision.metadata.verdict if decision.metadata else None,
             "trigger": run.trigger,
         }
         if decision.verdict == "refuse":
@@ -423,6 +428,29 @@ class InstanceProfiles:
             )
         elif not decision.actions:
             run.sink.log("INFO", f"{decision.instance_id}: {decision.verdict}: {decision.reason}", **fields)
+
+    def _report_metadata(self, run: Run, decision: ProfileDecision, view: InstanceView | None) -> None:
+        """Report mode names each managed instance that still answers IMDSv1 (issue 15)."""
+        md = decision.metadata
+        if md is None or md.verdict not in ("imdsv1", "hop-limit"):
+            return
+        options = view.metadata if view is not None else None
+        run.sink.finding(
+            Finding(
+                self.name,
+                decision.instance_id,
+                "imdsv1-open" if md.verdict == "imdsv1" else "imds-hop-limit",
+                f"{decision.instance_id}: {md.reason}",
+                details={
+                    "http_tokens": options.http_tokens if options else None,
+                    "hop_limit": options.hop_limit if options else None,
+                    "configured_hop_limit": run.config.instance_profiles.metadata.hop_limit,
+                    "profile": decision.desired,
+                    "tags": dict(view.tags) if view is not None else {},
+                },
+            ),
+            metric="Imdsv1Open" if md.verdict == "imdsv1" else "ImdsHopLimit",
+        )
 
 
 CAPABILITY = InstanceProfiles()

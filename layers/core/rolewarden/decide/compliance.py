@@ -339,7 +339,15 @@ def is_own_grant_policy(arn: str, managed_path: str, role_name: str) -> bool:
 
 # ================================================================== rules
 RemedyKind = Literal[
-    "detach", "remove-statements", "delete-inline", "trust", "boundary", "restore-grant", "instance-profile"
+    "detach",
+    "remove-statements",
+    "delete-inline",
+    "trust",
+    "boundary",
+    "restore-grant",
+    "instance-profile",
+    "put-inline",  # put an inline policy RoleWarden owns (``document``), e.g. the instance-credential perimeter
+    "report-only",  # nothing to change: what a rule can only report
 ]
 
 
@@ -349,6 +357,7 @@ class Remedy:
     policy: str = ""  # a managed policy ARN, or an inline policy name
     statements: tuple[int, ...] = ()
     boundary: str = ""
+    document: str = ""  # canonical JSON, for "put-inline"
 
 
 @dataclass(frozen=True)
@@ -854,10 +863,16 @@ class NoInlinePolicies(Rule):
     permissions = ("iam:GetRolePolicy", "iam:DeleteRolePolicy")
 
     def evaluate(self, role: RoleView, ctx: RuleContext) -> list[Violation]:
+        owned = OWNED_INLINE_POLICIES if ctx.config.rule_mode("instance-credential-perimeter") != "off" else ()
         return [
             Violation(self.id, f"inline policy {name}", Remedy("delete-inline", policy=name), {"policy": name})
             for name in sorted(role.inline)
+            if name not in owned
         ]
+
+
+#: Inline policies RoleWarden itself keeps on roles (while their rule is on): not "foreign" inline policies.
+OWNED_INLINE_POLICIES = ("rolewarden-instance-perimeter",)
 
 
 @register
@@ -1032,6 +1047,20 @@ class CreateInstanceProfile(RoleAction):
         )
 
 
+@dataclass(frozen=True)
+class PutInlinePolicy(RoleAction):
+    """PutRolePolicy of an inline policy RoleWarden owns, if it still is what was read (``expected``,
+    empty: absent)."""
+
+    verb: ClassVar[str] = "put-inline-policy"
+    policy_name: str
+    document: str  # canonical JSON
+    expected: str
+
+    def describe(self) -> str:
+        return f"put inline policy {self.policy_name} on role {self.role_name} ({', '.join(self.rules)})"
+
+
 REMEDIATION_ACTIONS: tuple[type[RoleAction], ...] = (
     DetachManagedPolicy,
     RewriteInlinePolicy,
@@ -1039,6 +1068,7 @@ REMEDIATION_ACTIONS: tuple[type[RoleAction], ...] = (
     ReplaceTrustPolicy,
     PutBoundary,
     CreateInstanceProfile,
+    PutInlinePolicy,
 )
 
 
@@ -1110,6 +1140,7 @@ def plan_remedies(role: RoleView, scope: str, violations: Sequence[Violation]) -
     trust: set[str] = set()
     boundary: dict[str, set[str]] = {}
     profile: set[str] = set()
+    put: dict[str, tuple[str, set[str]]] = {}
     for v in violations:
         r = v.remedy
         if r.kind == "detach":
@@ -1125,6 +1156,8 @@ def plan_remedies(role: RoleView, scope: str, violations: Sequence[Violation]) -
             boundary.setdefault(r.boundary, set()).add(v.rule)
         elif r.kind == "instance-profile":
             profile.add(v.rule)
+        elif r.kind == "put-inline":
+            put.setdefault(r.policy, (r.document, set()))[1].add(v.rule)
     actions: list[RoleAction] = []
     for arn, rules in sorted(detach.items()):
         actions.append(DetachManagedPolicy(**base, rules=tuple(sorted(rules)), policy_arn=arn))
@@ -1156,6 +1189,12 @@ def plan_remedies(role: RoleView, scope: str, violations: Sequence[Violation]) -
     if profile:
         actions.append(
             CreateInstanceProfile(**base, rules=tuple(sorted(profile)), profile_name=role.name, profile_path=role.path)
+        )
+    for name, (text, rules) in sorted(put.items()):
+        current = role.inline.get(name)
+        expected = canonical_json(load_document(current)) if current is not None else ""
+        actions.append(
+            PutInlinePolicy(**base, rules=tuple(sorted(rules)), policy_name=name, document=text, expected=expected)
         )
     return tuple(actions)
 
@@ -1196,3 +1235,7 @@ def restore_plan(current: Mapping[str, Any], wanted: Mapping[str, Any]) -> list[
             steps.append(("put-inline", (name, doc)))
     steps.extend(("delete-inline", name) for name in sorted(set(cur_inline) - set(want_inline)))
     return steps
+
+
+# The rules that live in their own modules register themselves on import (keep this last).
+from rolewarden.decide import perimeter as _perimeter  # noqa: E402,F401

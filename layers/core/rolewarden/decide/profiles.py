@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from rolewarden.config import Config, InstanceProfiles, ProfileRule
+from rolewarden.config import Config, InstanceMetadata, InstanceProfiles, ProfileRule, TagValue
 from rolewarden.decide.compliance import (
     ManagedPolicyView,
     PolicyDocumentError,
@@ -15,7 +15,7 @@ from rolewarden.decide.compliance import (
     registered_rules,
 )
 from rolewarden.model import Association, GuardFinding, InstanceView, ProfileInfo
-from rolewarden.plan import Action, AssociateProfile, ReassociateProfile, ReplaceProfile
+from rolewarden.plan import Action, AssociateProfile, ReassociateProfile, ReplaceProfile, SetMetadataOptions
 
 Verdict = Literal[
     "associate",  # nothing attached: attach the desired profile
@@ -34,6 +34,32 @@ Verdict = Literal[
 _ACTIONABLE = frozenset({"running", "stopped"})
 
 
+MetadataVerdict = Literal[
+    "off",  # imdsv2: off
+    "exempt",  # an exemption's tags match
+    "secure",  # HttpTokens required with the configured hop limit: no write
+    "require",  # enforce: ModifyInstanceMetadataOptions in this reconcile
+    "imdsv1",  # report: the instance still answers IMDSv1 (a finding)
+    "hop-limit",  # report: IMDSv2 required, but another hop limit than configured
+    "disabled",  # the metadata service is off on the instance: nothing answers
+    "unknown",  # DescribeInstances showed no MetadataOptions
+]
+
+
+@dataclass(frozen=True)
+class MetadataDecision:
+    verdict: MetadataVerdict
+    reason: str
+    mode: str
+    exemption: str | None = None
+
+
+#: The profile verdicts whose instance RoleWarden manages and acts on: its metadata options are decided too.
+#: ``refuse`` is not among them (RoleWarden does not act on an instance whose profile it refuses), nor
+#: ``confirm`` (decided again once the association is read).
+METADATA_VERDICTS = frozenset({"associate", "replace", "reassociate", "keep", "report"})
+
+
 @dataclass(frozen=True)
 class ProfileDecision:
     instance_id: str
@@ -47,11 +73,18 @@ class ProfileDecision:
     guard: tuple[GuardFinding, ...] = ()
     #: The tags (key -> the instance's value) of the config rule that asked for the profile.
     asked_by: tuple[tuple[str, str], ...] = ()
+    #: The instance metadata options (IMDSv2), decided with the profile; None for unmanaged or refused instances.
+    metadata: MetadataDecision | None = None
 
 
 def rule_matches(rule: ProfileRule, tags: Mapping[str, str]) -> bool:
     """Every key of the rule must be on the instance with an accepted value ("*" accepts any value)."""
-    for key, wanted in rule.match.items():
+    return tags_match(rule.match, tags)
+
+
+def tags_match(match: Mapping[str, TagValue], tags: Mapping[str, str]) -> bool:
+    """Every key of ``match`` is on the instance with an accepted value ("*" accepts any value)."""
+    for key, wanted in match.items():
         if key not in tags:
             return False
         value = tags[key]
@@ -162,8 +195,13 @@ def decide_instance(
     def out(
         verdict: Verdict, reason: str, current: str | None = None, actions: tuple[Action, ...] = ()
     ) -> ProfileDecision:
+        metadata: MetadataDecision | None = None
+        if verdict in METADATA_VERDICTS and view is not None:
+            metadata, md_action = decide_metadata(settings.metadata, view)
+            if md_action is not None:
+                actions = (*actions, md_action)
         return ProfileDecision(
-            instance_id, verdict, reason + allowed, name, rule_index, current, actions, guard, asked_by
+            instance_id, verdict, reason + allowed, name, rule_index, current, actions, guard, asked_by, metadata
         )
 
     info = profiles.get(name)
@@ -213,6 +251,45 @@ def decide_instance(
         reason = "another profile is attached to the stopped instance"
         return out("reassociate", reason, current.profile_arn, (ReassociateProfile(**swap),))
     return out("replace", "another profile is attached", current.profile_arn, (ReplaceProfile(**swap),))
+
+
+def decide_metadata(
+    settings: InstanceMetadata, view: InstanceView
+) -> tuple[MetadataDecision, SetMetadataOptions | None]:
+    """IMDSv2 for one managed instance, from the MetadataOptions DescribeInstances already returned.
+    Never a write when the options are right; a write only with ``imdsv2: enforce``."""
+    mode = settings.imdsv2
+    if mode == "off":
+        return MetadataDecision("off", "instance_profiles.metadata.imdsv2 is off", mode), None
+    for index, exemption in enumerate(settings.exemptions):
+        if tags_match(exemption.match, view.tags):
+            why = f"exempt by instance_profiles.metadata.exemptions.{index}: {exemption.reason}"
+            return MetadataDecision("exempt", why, mode, exemption.reason), None
+    options = view.metadata
+    if options is None:
+        return MetadataDecision("unknown", "DescribeInstances showed no metadata options", mode), None
+    if options.http_endpoint == "disabled":
+        return MetadataDecision("disabled", "the instance metadata service is disabled: nothing answers", mode), None
+    wanted = settings.hop_limit
+    if options.http_tokens == "required" and options.hop_limit == wanted:
+        return MetadataDecision("secure", f"IMDSv2 is required, hop limit {wanted}", mode), None
+    if mode == "report":
+        if options.http_tokens != "required":
+            why = (
+                f"the instance still answers IMDSv1 (HttpTokens {options.http_tokens}, hop limit "
+                f"{options.hop_limit}); imdsv2: report changes nothing"
+            )
+            return MetadataDecision("imdsv1", why, mode), None
+        why = f"IMDSv2 is required, hop limit {options.hop_limit} (configured {wanted}); imdsv2: report"
+        return MetadataDecision("hop-limit", why, mode), None
+    action = SetMetadataOptions(
+        instance_id=view.instance_id,
+        hop_limit=wanted,
+        previous_tokens=options.http_tokens,
+        previous_hop_limit=options.hop_limit,
+    )
+    why = f"HttpTokens {options.http_tokens}, hop limit {options.hop_limit}: requiring IMDSv2 with hop limit {wanted}"
+    return MetadataDecision("require", why, mode), action
 
 
 def _asked(rule_index: int | None, asked_by: tuple[tuple[str, str], ...]) -> str:
