@@ -1,5 +1,10 @@
-"""Powertools wiring for the Lambda entry points: JSON Logger with the event id as correlation id,
-EMF Metrics, and Tracer. Kept out of the core so the CLI and tests need none of it."""
+"""Powertools wiring for the Lambda entry points: JSON Logger with the event id as correlation id, and
+EMF Metrics. Kept out of the core so the CLI and tests need none of it.
+
+No Tracer: Powertools' Tracer is built on the AWS X-Ray SDK for Python, which entered maintenance on
+2026-02-25 and reaches end of support on 2027-02-25, and it was the largest import at cold start. The
+functions keep ``Tracing: Active``, so Lambda still records its own segments for every sampled
+invocation; per-call spans come from the ADOT layer if an operator adds it (README, Observability)."""
 
 from __future__ import annotations
 
@@ -27,13 +32,6 @@ def wrap(handler: Any, capability: str) -> Callable[[Any, Any], dict[str, Any]]:
     service = os.environ.get("POWERTOOLS_SERVICE_NAME", "rolewarden")
     logger = Logger(service=service)
     metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "RoleWarden"), service=service)
-    tracer = None
-    if os.environ.get("AWS_LAMBDA_FUNCTION_NAME") and os.environ.get("POWERTOOLS_TRACE_DISABLED", "").lower() != "true":
-        from aws_lambda_powertools import Tracer  # loads the X-Ray SDK: only where it is used
-
-        # RoleWarden's only outbound calls are botocore's: patch just that (patch_all imports and
-        # patches a dozen libraries it never uses, at cold start)
-        tracer = Tracer(service=service, patch_modules=["botocore"])
     handler.sink_factory = lambda: Sink(logger=logger, metrics=metrics)
 
     @functools.wraps(handler.__call__)
@@ -47,8 +45,6 @@ def wrap(handler: Any, capability: str) -> Callable[[Any, Any], dict[str, Any]]:
                 handler.last_sink.flush_metrics()
 
     wrapped: Callable[[Any, Any], dict[str, Any]] = metrics.log_metrics(lambda_handler)
-    if tracer is not None:
-        wrapped = tracer.capture_lambda_handler(wrapped)
     if os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
         wrapped = logger.inject_lambda_context(wrapped, clear_state=True)
     wrapped.handler = handler  # type: ignore[attr-defined]  # tests and the local pipeline read last_sink

@@ -1,0 +1,106 @@
+"""The layer stays lean at cold start: no X-Ray SDK (in maintenance since 2026-02-25, end of support
+2027-02-25; AWS recommends OpenTelemetry), Lambda still traces the functions itself (Tracing: Active),
+and importing a handler as Lambda does loads nothing that only some invocations need."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from rwlocal.stack import load_template
+
+ROOT = Path(__file__).resolve().parents[2]
+HANDLERS = sorted((ROOT / "functions").glob("*/app.py"))
+#: Loaded only by the invocations that need them, never at import: the X-Ray SDK (gone), the CLI's
+#: tables, the SQS/SNS sends (retries, DLQ, findings, sweep hand-offs), the state-table records of a
+#: sweep, Powertools' SSM parameters (only with ROLEWARDEN_CONFIG=ssm:...) and idempotency utilities.
+NOT_AT_IMPORT = (
+    "aws_xray_sdk",
+    "rich",
+    "rolewarden.aws.sqs",
+    "rolewarden.aws.sns",
+    "rolewarden.aws.records",
+    "aws_lambda_powertools.utilities.parameters",
+    "aws_lambda_powertools.utilities.idempotency",
+)
+
+
+def _requirement_names(lines: list[str]) -> list[str]:
+    """'name[extra]' of each requirement, lower case, '-' for '_'."""
+    out = []
+    for line in lines:
+        line = line.split("#", 1)[0].strip()
+        if not line or line.startswith("-"):
+            continue
+        match = re.match(r"^([A-Za-z0-9_.-]+)(\[[^\]]*\])?", line)
+        assert match, line
+        out.append((match.group(1) + (match.group(2) or "")).lower().replace("_", "-"))
+    return out
+
+
+def _no_xray(requirements: list[str]) -> None:
+    for name in requirements:
+        assert not name.startswith("aws-xray-sdk"), f"{name}: the X-Ray SDK is not part of the layer"
+        if name.startswith("aws-lambda-powertools["):
+            extras = {e.strip() for e in name[len("aws-lambda-powertools[") : -1].split(",")}
+            assert not extras & {"tracer", "all"}, f"{name}: Powertools' tracer/all extras pull in the X-Ray SDK"
+
+
+def test_layer_requirements_have_no_xray_sdk() -> None:
+    requirements = _requirement_names((ROOT / "layers" / "core" / "requirements.txt").read_text().splitlines())
+    assert "aws-lambda-powertools" in requirements  # the check reads the real file
+    _no_xray(requirements)
+
+
+def test_package_dependencies_have_no_xray_sdk() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    requirements = _requirement_names(project["dependencies"])
+    assert "aws-lambda-powertools" in requirements
+    _no_xray(requirements)
+
+
+def test_lambda_still_traces_the_functions() -> None:
+    """Without an SDK, Lambda's active tracing is what records each sampled invocation in X-Ray."""
+    template = load_template()
+    assert template["Globals"]["Function"]["Tracing"] == "Active"
+    for name, resource in template["Resources"].items():
+        if resource["Type"] == "AWS::Serverless::Function":
+            assert resource["Properties"].get("Tracing", "Active") == "Active", name
+
+
+@pytest.mark.parametrize("app", HANDLERS, ids=lambda p: p.parent.name)
+def test_importing_a_handler_as_lambda_loads_only_what_every_invocation_needs(app: Path) -> None:
+    """A fresh interpreter with Lambda's variables (AWS_LAMBDA_FUNCTION_NAME set: where Powertools'
+    Tracer used to be built) imports the handler and loads the config, as a first invocation does."""
+    code = (
+        "import importlib.util, json, sys\n"
+        f"spec = importlib.util.spec_from_file_location('app', {str(app)!r})\n"
+        "module = importlib.util.module_from_spec(spec)\n"
+        "spec.loader.exec_module(module)\n"
+        "assert callable(module.lambda_handler) and callable(module.sweep_handler)\n"
+        "from rolewarden.config import load_config\n"
+        "load_config()\n"
+        "print(json.dumps(sorted(sys.modules)))\n"
+    )
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "AWS_REGION": "us-east-1",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_EXECUTION_ENV": "AWS_Lambda_python3.13",
+        "AWS_LAMBDA_FUNCTION_NAME": f"rolewarden-{app.parent.name}",
+        "ROLEWARDEN_CONFIG": str(ROOT / "config" / "rolewarden.yaml"),
+        "POWERTOOLS_SERVICE_NAME": "rolewarden",
+    }
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False, cwd="/")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    modules = set(json.loads(proc.stdout.splitlines()[-1]))
+    assert "rolewarden.config" in modules and "aws_lambda_powertools.logging" in modules  # it did import
+    loaded = [m for m in NOT_AT_IMPORT if m in modules or any(k.startswith(m + ".") for k in modules)]
+    assert loaded == [], f"{app.parent.name} loads {loaded} at cold start"
