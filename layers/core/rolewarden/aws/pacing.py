@@ -175,7 +175,7 @@ class Pacer:
         try:
             return self.limiter(key).acquire(self.settings.max_wait)
         except TimeoutError as exc:
-            error = {
+            error: Any = {
                 "Error": {
                     "Code": "RequestLimitExceeded",
                     "Message": f"RoleWarden's own pacing of {key}: {exc} (ROLEWARDEN_PACE_MAX_WAIT)",
