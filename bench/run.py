@@ -234,15 +234,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     from bench.peers import C7N_PYTHON
 
     peer_versions = versions(C7N_PYTHON)
+    fresh = [{**r.as_dict(), "command": command, "versions": peer_versions} for r in results]
     document = {
         "command": command,
         "finished": datetime.now(UTC).isoformat(timespec="seconds"),
         "duration_seconds": round(seconds, 1),
         "machine": {"cpus": os.cpu_count(), "platform": sys.platform},
         "versions": peer_versions,
-        "scenarios": [{**r.as_dict(), "command": command, "versions": peer_versions} for r in results],
+        "scenarios": merged(args.out, fresh),
     }
-    document["scenarios"] = merged(args.out, document["scenarios"])
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(document, indent=2, default=str) + "\n")
     (args.workdir / "results.md").write_text(markdown(results, command, seconds))

@@ -39,6 +39,7 @@ if os.environ.get("RW_BENCH_CALLS_OUT"):
         with open(os.environ["RW_BENCH_CALLS_OUT"], "w", encoding="utf-8") as handle:
             json.dump(dict(_calls), handle, sort_keys=True)
 
+
 if os.environ.get("RW_BENCH_TIME_SCALE"):
     # the throttled bench scenarios run on a simulated clock: botocore's retry backoff sleeps scaled, as
     # rwlocal.pipeline does in its pollers
