@@ -107,6 +107,7 @@ def harness_env(config: Path, proxy: Any, time_scale: float) -> dict[str, str]:
         "POWERTOOLS_LOG_LEVEL": "CRITICAL",
         "POWERTOOLS_METRICS_DISABLED": "true",
         "ROLEWARDEN_PROPAGATION_WAIT": "0",
+        "ROLEWARDEN_PACING": "on",
         "ROLEWARDEN_PACE_FACTOR": repr(1.0 / time_scale),
     }
 

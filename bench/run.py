@@ -100,6 +100,9 @@ def run_scenarios(args: argparse.Namespace, emit: Callable[[str], None] = log) -
     configure_moto(args.workdir)  # before moto is imported
     for key in _ENV_TO_CLEAR:
         os.environ.pop(key, None)
+    # moto does not throttle: the unthrottled scenarios measure calls with pacing off; the throttled
+    # ones (bench.limited) turn it on against the proxy's token buckets
+    os.environ["ROLEWARDEN_PACING"] = "off"
     from bench import counting
 
     counting.install()  # before any botocore client exists

@@ -56,6 +56,7 @@ def run(ctx: Context, instances: int, missing: int, rounds: int, time_scale: flo
                     "NO_COLOR": "1",
                     "AWS_ENDPOINT_URL": proxy.endpoint,
                     "RW_BENCH_TIME_SCALE": repr(time_scale),
+                    "ROLEWARDEN_PACING": "on",
                     "ROLEWARDEN_PACE_FACTOR": repr(1.0 / time_scale),
                 }
                 before = Snapshot.of(proxy)
