@@ -1,6 +1,9 @@
 """`make bench` (``python -m bench.run``): RoleWarden against its peers on an embedded moto server.
 
-    python -m bench.run                       # every scenario at the issue's sizes (~10-15 min on 2 cores)
+    python -m bench.run                       # every scenario at the issue's sizes: ~10-15 min for the
+                                              # unthrottled ones, plus ~1 h for the throttled ones at time
+                                              # scale 1 (sweep_limited's 3 rounds are most of it)
+    python -m bench.run --scenarios sweep_limited --limited-rounds 1   # one throttled scenario, smaller
     python -m bench.run --small               # the same at small sizes (under a minute)
     python -m bench.run --scenarios launch_burst,cold_start --launches 500
 
