@@ -1,6 +1,9 @@
 """`make bench` (``python -m bench.run``): RoleWarden against its peers on an embedded moto server.
 
-    python -m bench.run                       # every scenario at the issue's sizes (~10-15 min on 2 cores)
+    python -m bench.run                       # every scenario at the issue's sizes: ~10-15 min for the
+                                              # unthrottled ones, plus ~1 h for the throttled ones at time
+                                              # scale 1 (sweep_limited's 3 rounds are most of it)
+    python -m bench.run --scenarios sweep_limited --limited-rounds 1   # one throttled scenario, smaller
     python -m bench.run --small               # the same at small sizes (under a minute)
     python -m bench.run --scenarios launch_burst,cold_start --launches 500
 
@@ -35,6 +38,10 @@ ORDER = (
     "role_sweep",
     "bucket_change",
     "escalation_detection",
+    "launch_burst_limited",
+    "custodian_event_mode",
+    "sweep_limited",
+    "grant_storm",
 )
 #: command-line flag -> (scenario, keyword of its run())
 SIZE_FLAGS = {
@@ -50,7 +57,16 @@ SIZE_FLAGS = {
     "cold_runs": ("cold_start", "runs", "runs per median (cold_start)"),
     "max_buckets": ("policy_capacity", "max_buckets", "search ceiling (policy_capacity)"),
     "escalation_cases": ("escalation_detection", "cases", "corpus cases, 0 for all (escalation_detection)"),
+    "burst_launches": ("launch_burst_limited", "launches", "instances launched (launch_burst_limited)"),
+    "event_launches": ("custodian_event_mode", "launches", "instances launched (custodian_event_mode)"),
+    "limited_instances": ("sweep_limited", "instances", "instances in the world (sweep_limited)"),
+    "limited_missing": ("sweep_limited", "missing", "of them without their profile (sweep_limited)"),
+    "limited_rounds": ("sweep_limited", "rounds", "alternations of the two tools (sweep_limited)"),
+    "storm_changes": ("grant_storm", "changes", "bucket tag changes (grant_storm)"),
+    "storm_roles": ("grant_storm", "roles", "roles named by them (grant_storm)"),
 }
+#: the throttled scenarios' simulated clock (1.0: real time)
+SCALED = ("launch_burst_limited", "custodian_event_mode", "sweep_limited", "grant_storm")
 _ENV_TO_CLEAR = (*ROLEWARDEN_ENV, "AWS_PROFILE")
 
 
@@ -62,6 +78,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--workdir", type=Path, default=ROOT / "bench" / "out", help="scratch directory")
     for flag, (_scenario, _key, text) in SIZE_FLAGS.items():
         parser.add_argument(f"--{flag.replace('_', '-')}", type=int, default=None, help=text)
+    parser.add_argument(
+        "--time-scale", type=float, default=None, help=f"simulated clock of {', '.join(SCALED)} (1.0: real time)"
+    )
     args = parser.parse_args(argv)
     unknown = [s for s in args.scenarios.split(",") if s and s not in ORDER]
     if unknown:
@@ -84,6 +103,9 @@ def run_scenarios(args: argparse.Namespace, emit: Callable[[str], None] = log) -
     configure_moto(args.workdir)  # before moto is imported
     for key in _ENV_TO_CLEAR:
         os.environ.pop(key, None)
+    # moto does not throttle: the unthrottled scenarios measure calls with pacing off; the throttled
+    # ones (bench.limited) turn it on against the proxy's token buckets
+    os.environ["ROLEWARDEN_PACING"] = "off"
     from bench import counting
 
     counting.install()  # before any botocore client exists
@@ -107,6 +129,8 @@ def run_scenarios(args: argparse.Namespace, emit: Callable[[str], None] = log) -
                 value = getattr(args, flag)
                 if scenario == name and value is not None:
                     kwargs[key] = value
+            if name in SCALED and args.time_scale is not None:
+                kwargs["time_scale"] = args.time_scale
             emit(f"{name}: {kwargs}")
             started = time.perf_counter()
             try:
@@ -194,6 +218,19 @@ def markdown(results: Sequence[Result], command: str, seconds: float) -> str:
     return "\n".join(lines) + "\n"
 
 
+def merged(out: Path, fresh: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The scenarios of an earlier results file, each replaced by its fresh run if there is one, in ORDER:
+    running a few scenarios keeps the others' figures (each entry carries its own command and sizes)."""
+    try:
+        earlier = json.loads(out.read_text()).get("scenarios", [])
+    except (OSError, ValueError):
+        earlier = []
+    by_name = {entry["scenario"]: entry for entry in earlier}
+    by_name.update({entry["scenario"]: entry for entry in fresh})
+    rank = {name: index for index, name in enumerate(ORDER)}
+    return sorted(by_name.values(), key=lambda entry: rank.get(entry["scenario"], len(ORDER)))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     command = "make bench" + (f" BENCH_ARGS='{' '.join(argv or sys.argv[1:])}'" if (argv or sys.argv[1:]) else "")
@@ -203,13 +240,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     from bench.peers import C7N_PYTHON
 
     peer_versions = versions(C7N_PYTHON)
+    fresh = [{**r.as_dict(), "command": command, "versions": peer_versions} for r in results]
     document = {
         "command": command,
         "finished": datetime.now(UTC).isoformat(timespec="seconds"),
         "duration_seconds": round(seconds, 1),
         "machine": {"cpus": os.cpu_count(), "platform": sys.platform},
         "versions": peer_versions,
-        "scenarios": [{**r.as_dict(), "versions": peer_versions} for r in results],
+        "scenarios": merged(args.out, fresh),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(document, indent=2, default=str) + "\n")

@@ -37,7 +37,14 @@ def aws(local_aws: LocalAws, monkeypatch: pytest.MonkeyPatch) -> LocalAws:
         monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("ROLEWARDEN_PROPAGATION_WAIT", "0")
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "RoleWardenTest")
+    # moto answers at any rate and the harness runs on a scaled clock: client-side pacing at AWS's real
+    # rates would only slow the tests (tests/unit/test_pacing.py tests it; the bench's throttled scenarios
+    # measure it)
+    monkeypatch.setenv("ROLEWARDEN_PACING", "off")
     from rolewarden import config
+    from rolewarden.aws import pacing
+
+    pacing.reset()
     from rolewarden.capabilities import profiles
 
     profiles.clear_profile_cache()

@@ -38,3 +38,15 @@ if os.environ.get("RW_BENCH_CALLS_OUT"):
     def _write():
         with open(os.environ["RW_BENCH_CALLS_OUT"], "w", encoding="utf-8") as handle:
             json.dump(dict(_calls), handle, sort_keys=True)
+
+
+if os.environ.get("RW_BENCH_TIME_SCALE"):
+    # the throttled bench scenarios run on a simulated clock: botocore's retry backoff sleeps scaled, as
+    # rwlocal.pipeline does in its pollers
+    import time as _time
+    import types as _types
+
+    import botocore.endpoint
+
+    _scale = float(os.environ["RW_BENCH_TIME_SCALE"])
+    botocore.endpoint.time = _types.SimpleNamespace(sleep=lambda seconds: _time.sleep(seconds * _scale))

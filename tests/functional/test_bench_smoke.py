@@ -123,3 +123,84 @@ def test_escalation_detection_compares_rolewarden_and_cloudsplaining_on_the_same
     assert figures["rolewarden_false_positives"] == 0
     assert figures["rolewarden_recall"] >= 0.97
     assert 0 <= figures["cloudsplaining_recall"] < figures["rolewarden_recall"]
+
+
+# -- the throttled scenarios (issue 13): EC2's documented token buckets, IAM's assumed ones -------------------
+BURST = 40
+
+
+@pytest.fixture(scope="module")
+def limited(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
+    """The four throttled scenarios at small sizes, on a fast simulated clock (time scale 0.05). At these
+    sizes no bucket runs dry, so every count below is exact. Custodian runs from bench/.c7n-venv (made on
+    first use from pip's cache, as `make bench` does)."""
+    out = tmp_path_factory.mktemp("bench-limited")
+    argv = [
+        sys.executable,
+        "-m",
+        "bench.run",
+        "--small",
+        "--scenarios",
+        "launch_burst_limited,custodian_event_mode,sweep_limited,grant_storm",
+        "--burst-launches",
+        str(BURST),
+        "--event-launches",
+        str(BURST),
+        "--out",
+        str(out / "results.json"),
+        "--workdir",
+        str(out),
+    ]
+    proc = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    document = json.loads((out / "results.json").read_text())
+    return {s["scenario"]: s for s in document["scenarios"]}
+
+
+def test_every_throttled_scenario_ran(limited: dict[str, dict[str, Any]]) -> None:
+    assert set(limited) == {"launch_burst_limited", "custodian_event_mode", "sweep_limited", "grant_storm"}
+    for name, scenario in limited.items():
+        assert scenario["status"] == "ok", (name, scenario["reason"], scenario["notes"])
+
+
+def test_launch_burst_limited_counts_every_attempt_at_the_proxy(limited: dict[str, dict[str, Any]]) -> None:
+    """One association per launch, one DescribeInstances per invocation (batch), nothing throttled
+    below the bucket's capacity; every hook released with CONTINUE."""
+    burst = limited["launch_burst_limited"]
+    figures, ops = burst["figures"], burst["calls"]["by_operation"]
+    assert figures["instances_right"] == BURST and figures["hooks_continued"] == BURST
+    assert ops["ec2:AssociateIamInstanceProfile"] == BURST
+    assert ops["ec2:DescribeInstances"] == figures["invocations"]
+    assert not [op for op in ops if op.endswith("(throttled)")]
+    assert figures["ec2_calls_total"] == BURST + figures["invocations"]
+    assert figures["throttled_fraction"] == 0
+
+
+def test_custodian_event_mode_reads_and_writes_per_event(limited: dict[str, dict[str, Any]]) -> None:
+    """Custodian's event mode: one DescribeInstances and one association per launch event."""
+    event = limited["custodian_event_mode"]
+    ops = event["calls"]["by_operation"]
+    assert event["figures"]["instances_right"] == BURST
+    assert ops["ec2:DescribeInstances"] == BURST
+    assert ops["ec2:AssociateIamInstanceProfile"] == BURST
+    assert event["figures"]["ec2_calls_total"] == 2 * BURST
+
+
+def test_sweep_limited_both_tools_write_each_missing_profile_once(limited: dict[str, dict[str, Any]]) -> None:
+    sweep = limited["sweep_limited"]
+    missing = sweep["sizes"]["missing_profile"]
+    for tool in ("rolewarden", "custodian"):
+        assert sweep["calls"][tool]["ec2:AssociateIamInstanceProfile"] == missing, tool
+        assert sweep["figures"][f"{tool}_instances_right"] == sweep["sizes"]["instances"], tool
+        # the proxy saw every call the tool's own counter saw (no retries below the bucket's capacity)
+        assert {op: n for op, n in sweep["calls"][tool].items() if op.startswith("ec2:")} == {
+            op: n for op, n in sweep["calls"][f"{tool}_calls_counted_in_process"].items() if op.startswith("ec2:")
+        }, tool
+
+
+def test_grant_storm_converges_without_a_version_per_event(limited: dict[str, dict[str, Any]]) -> None:
+    storm = limited["grant_storm"]
+    figures = storm["figures"]
+    assert figures["roles_converged"] == storm["sizes"]["roles"]
+    assert figures["limit_exceeded_errors"] == 0
+    assert figures["max_versions_created_per_role"] <= 3

@@ -9,11 +9,15 @@ from typing import Any
 import boto3
 from botocore.config import Config as BotoConfig
 
+from rolewarden.aws import pacing
+
 _lock = threading.Lock()
 _clients: dict[str, Any] = {}
 _session: boto3.session.Session | None = None
 #: (event name, handler) pairs registered on every client, e.g. call counters and fault injection.
 _hooks: list[tuple[str, Any]] = []
+#: services whose writes are paced client-side (rolewarden.aws.pacing)
+PACED_SERVICES = frozenset({"ec2", "iam"})
 
 
 def _botocore_config() -> BotoConfig:
@@ -47,6 +51,9 @@ def client(service: str) -> Any:
     if existing is not None:
         return existing
     made = session().client(service, config=_botocore_config())  # type: ignore[call-overload]
+    if service in PACED_SERVICES:
+        # every attempt of a throttled write waits for this container's share of the account's bucket
+        made.meta.events.register(f"before-send.{service}", pacing.pacer().hook)
     for event_name, handler in _hooks:
         made.meta.events.register(event_name, handler)
     with _lock:
@@ -77,6 +84,7 @@ def reset() -> None:
     with _lock:
         _clients.clear()
         _session = None
+    pacing.reset()
     from rolewarden.aws import records
 
     records.reset_cache()
