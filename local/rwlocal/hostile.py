@@ -130,6 +130,54 @@ class Ec2Lag:
             return {i for i, at in self._launched.items() if now - at < self.lag}
 
 
+# -- EC2 association ids ------------------------------------------------------------------------------
+class Associations:
+    """EC2's association ids as AWS hands them out, over moto's kinder model.
+
+    On AWS, ReplaceIamInstanceProfileAssociation answers with a *new* association id and the one it named
+    stops being the instance's active association: a second Replace (or a Disassociate) naming the old id
+    fails with ``IncorrectState`` "The association iip-assoc-... is not the active association" (aws-notes
+    section 3). moto keeps the same id and accepts the second Replace, so two containers that read the same
+    association both "succeed". This registry gives every successful Replace a fresh alias of moto's id,
+    maps aliases to moto's id in requests and moto's id to the active alias in answers, and says when a
+    request names a superseded id. ``lock`` serialises the check and the write (AWS does that atomically).
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self._real: dict[str, str] = {}  # alias -> moto's association id
+        self._active: dict[str, str] = {}  # moto's id -> its active alias
+        self._superseded: set[str] = set()  # aliases no longer active (replaced or disassociated)
+
+    def real(self, given: str) -> str:
+        return self._real.get(given, given)
+
+    def active_alias(self, real: str) -> str:
+        return self._active.get(real, real)
+
+    def superseded(self, given: str) -> bool:
+        """True when ``given`` once named an association that a Replace or Disassociate has since ended."""
+        return given in self._superseded
+
+    def associated(self, real: str) -> None:
+        """moto answered an AssociateIamInstanceProfile with ``real``: it is its own alias."""
+        self._active[real] = real
+        self._superseded.discard(real)
+
+    def replaced(self, given: str) -> str:
+        """A Replace naming the active ``given`` succeeded: the fresh alias that now names it."""
+        real = self.real(given)
+        alias = "iip-assoc-" + uuid.uuid4().hex[:17]
+        self._superseded.add(given)
+        self._real[alias] = real
+        self._active[real] = alias
+        return alias
+
+    def disassociated(self, given: str) -> None:
+        self._superseded.add(given)
+        self._active.pop(self.real(given), None)
+
+
 # -- Auto Scaling lifecycle hooks ---------------------------------------------------------------------
 #: Auto Scaling's cap on a hook's total wait: 100 x HeartbeatTimeout or 48 hours, whichever is smaller.
 GLOBAL_TIMEOUT_FACTOR = 100
