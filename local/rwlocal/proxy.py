@@ -374,19 +374,21 @@ class ChaosProxy:
                 forwarded = _with_params(body, asked) if any(asked[k] != params[k] for k in asked) else body
 
                 def rewrite(payload: bytes) -> bytes:
-                    with registry.lock:
-                        if operation == "AssociateIamInstanceProfile":
-                            for found in _ASSOCIATION_ID_RE.findall(payload):
-                                registry.associated(found.decode())
-                            return payload
-                        return _ASSOCIATION_ID_RE.sub(
-                            lambda m: (
-                                f"<associationId>{registry.active_alias(m.group(1).decode())}</associationId>".encode()
-                            ),
-                            payload,
-                        )
+                    if operation == "AssociateIamInstanceProfile":
+                        for found in _ASSOCIATION_ID_RE.findall(payload):
+                            registry.associated(found.decode())
+                        return payload
+                    return _ASSOCIATION_ID_RE.sub(
+                        lambda m: (
+                            f"<associationId>{registry.active_alias(m.group(1).decode())}</associationId>".encode()
+                        ),
+                        payload,
+                    )
 
-                return self._forward("ec2", operation, forwarded, set(), params, rewrite)
+                # Under the lock: an answer moto gave before a Replace must not be shown with the id that
+                # Replace handed out (its old profile would look current under the fresh id).
+                with registry.lock:
+                    return self._forward("ec2", operation, forwarded, set(), params, rewrite)
 
             def _scaled_visibility(self, operation: str, body: bytes) -> bytes:
                 assert proxy.hostility is not None

@@ -644,3 +644,96 @@ def test_rollback_refuses_a_role_outside_the_managed_path(
     w.create_role(ROLE, path="/elsewhere/")  # same name, another path: not the recorded role
     with pytest.raises(PermanentError, match="refusing to roll back"):
         compliance.rollback(ROLE)
+
+
+# ------------------------------------------------------------------ one remediator per role
+def _count_trust_writes() -> Counter[str]:
+    from rolewarden.aws.clients import client
+
+    counts: Counter[str] = Counter()
+
+    def count(model: Any, **_: Any) -> None:
+        if model.name in ("UpdateAssumeRolePolicy", "DetachRolePolicy", "PutRolePolicy", "DeleteRolePolicy"):
+            counts[model.name] += 1
+
+    client("iam").meta.events.register("before-call.iam", count)
+    return counts
+
+
+def test_two_concurrent_containers_remediate_a_role_once(
+    aws: LocalAws, configure: Callable[..., Path], table: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Duplicate UpdateAssumeRolePolicy events in two containers at once: both read the loose trust
+    policy (a barrier holds each after its read until the other has read too), then both decide to
+    replace it. One holds the role's remediation lease and writes; the other finds the lease held, or
+    finds its read shows the state just remediated, and is retried instead of writing again. The
+    retried record then reads the fixed role and writes nothing."""
+    import threading
+
+    from rolewarden.aws import compliance as aws_compliance
+    from rolewarden.capabilities import compliance as capability
+
+    configure()
+    aws_compliance.clear_caches()
+    w.create_role(ROLE, trust=LOOSE_TRUST)
+    first, second = load_app("role_compliance"), load_app("role_compliance")
+    writes = _count_trust_writes()
+    both_read = threading.Barrier(2, timeout=30)
+    real_decide = capability.decide_role
+
+    def decide_after_both_read(*args: Any, **kwargs: Any) -> Any:
+        both_read.wait()
+        return real_decide(*args, **kwargs)
+
+    monkeypatch.setattr(capability, "decide_role", decide_after_both_read)
+    results: dict[str, dict[str, Any]] = {}
+
+    def run(name: str, app: Any) -> None:
+        results[name] = invoke(app, w.as_sqs_event(event("UpdateAssumeRolePolicy")))
+
+    threads = [threading.Thread(target=run, args=(n, a)) for n, a in (("first", first), ("second", second))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert writes == {"UpdateAssumeRolePolicy": 1}
+    assert state(ROLE)["trust"] == w.EC2_TRUST
+    failed = [n for n, r in results.items() if r["batchItemFailures"]]
+    assert len(failed) == 1  # the other container's record is retried, not dropped
+    monkeypatch.setattr(capability, "decide_role", real_decide)
+    again = first if failed == ["first"] else second
+    assert invoke(again, w.as_sqs_event(event("UpdateAssumeRolePolicy"))) == {"batchItemFailures": []}
+    assert writes == {"UpdateAssumeRolePolicy": 1}
+
+
+def test_a_read_made_before_another_containers_remediation_does_not_write_again(
+    aws: LocalAws, configure: Callable[..., Path], table: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The second container read the role before the first remediated it (or IAM's read lags that
+    write): once it holds the lease, its read shows exactly the state that was just remediated, so it
+    is retried rather than remediating a second time. Without the guard it writes twice."""
+    from rolewarden.aws import compliance as aws_compliance
+    from rolewarden.capabilities import compliance as capability
+
+    configure()
+    aws_compliance.clear_caches()
+    w.create_role(ROLE, trust=LOOSE_TRUST)
+    late, early = load_app("role_compliance"), load_app("role_compliance")
+    writes = _count_trust_writes()
+    real_decide = capability.decide_role
+    raced: list[dict[str, Any]] = []
+
+    def decide_after_the_other(*args: Any, **kwargs: Any) -> Any:
+        if not raced:  # the early container remediates between this read and this decision
+            raced.append({})
+            raced[0] = invoke(early, w.as_sqs_event(event("UpdateAssumeRolePolicy")))
+        return real_decide(*args, **kwargs)
+
+    monkeypatch.setattr(capability, "decide_role", decide_after_the_other)
+    result = invoke(late, w.as_sqs_event(event("UpdateAssumeRolePolicy")))
+    assert raced == [{"batchItemFailures": []}]
+    assert len(result["batchItemFailures"]) == 1
+    assert writes == {"UpdateAssumeRolePolicy": 1}
+    assert state(ROLE)["trust"] == w.EC2_TRUST
+    assert invoke(late, w.as_sqs_event(event("UpdateAssumeRolePolicy"))) == {"batchItemFailures": []}  # the redelivery
+    assert writes == {"UpdateAssumeRolePolicy": 1}

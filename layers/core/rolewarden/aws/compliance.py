@@ -17,6 +17,7 @@ Writes: the executor functions registered with ``@handles`` for the actions of
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 from collections.abc import Callable, Iterable
@@ -373,3 +374,39 @@ def apply_restore_step(role_name: str, step: str, value: Any) -> None:
             raise ValueError(f"unknown restore step {step}")
     except (ClientError, BotoCoreError) as exc:
         raise classify(exc, what) from exc
+
+
+# -- one remediator per role ---------------------------------------------------------------------
+# Two containers handling duplicate events for one role both read it non-compliant and would both
+# write (two UpdateAssumeRolePolicy, two DetachRolePolicy...). A role's remediation runs under a lease
+# in the state table (pk ``compliance#role#<role>``, sk ``remediation``), taken and given back with the
+# same conditional UpdateItems as the grants leases (``rolewarden.aws.grants``), so it costs two calls
+# per remediated role and nothing for a compliant one. Giving it back records a fingerprint of the state
+# that was remediated and when: a reader whose (lagging, or simply earlier) read still shows exactly that
+# state within ``window`` seconds is told to retry instead of writing again.
+def _remediation_key(role: str) -> dict[str, Any]:
+    return {"pk": {"S": f"compliance#role#{role}"}, "sk": {"S": "remediation"}}
+
+
+def state_fingerprint(state: dict[str, Any]) -> str:
+    """A short, stable digest of a role's permission state (``RoleView.state()``)."""
+    return hashlib.sha256(json.dumps(state, sort_keys=True, default=str).encode()).hexdigest()[:32]
+
+
+def lease_remediation(table: str, role: str, owner: str, now: float, seconds: float) -> tuple[bool, str, float]:
+    """Take the role's remediation lease: (taken, fingerprint last remediated, when; "" and 0 if never)."""
+    from rolewarden.aws.grants import _take
+
+    old = _take(table, _remediation_key(role), owner, now, seconds, old=True)
+    if old is None:
+        return False, "", 0.0
+    item = old.get("Attributes", {})
+    return True, item.get("fixed", {}).get("S", ""), float(item.get("fixed_at", {}).get("N", "0"))
+
+
+def release_remediation(table: str, role: str, owner: str, fixed: str | None, now: float) -> None:
+    """Give the lease back; with ``fixed``, record the fingerprint of the state just remediated."""
+    from rolewarden.aws.grants import _give_back
+
+    sets = {} if fixed is None else {"fixed": {"S": fixed}, "fixed_at": {"N": str(now)}}
+    _give_back(table, _remediation_key(role), owner, sets)

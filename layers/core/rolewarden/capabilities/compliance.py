@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Sequence
+import time
+import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,6 +54,16 @@ RECORD_KIND = "remediation"
 ROLLBACK_KIND = "rollback"
 #: A sweep stopped on its budget continues after this role: ``"after-role:<name>"`` (names sort as strings).
 CURSOR_PREFIX = "after-role:"
+#: How long one invocation holds a role's remediation lease at most (a role's writes take seconds);
+#: it is given back on every path, so this only bounds a crashed holder.
+REMEDIATION_LEASE_SECONDS = 60.0
+#: Within this many seconds after a remediation, a read that still shows exactly the remediated state is
+#: taken as made before the write or lagging it (IAM is eventually consistent for seconds): the record is
+#: retried, not remediated again. A role really put back into that same state is remediated once the
+#: window has passed (its record's retries outlast it).
+REMEDIATED_STATE_WINDOW = 30.0
+#: Wall clock for the lease and the window; a test replaces it.
+wall_clock: Callable[[], float] = time.time
 _warned: set[str] = set()
 
 
@@ -297,6 +309,50 @@ class RoleCompliance:
 
     def _remediate(self, run: Run, decision: RoleDecision, role: RoleView | None) -> Outcome:
         assert role is not None
+        table = state_table()
+        if run.executor.dry_run or table is None:
+            return self._remediate_held(run, decision, role)
+        owner = f"{run.trigger or 'run'}#{uuid.uuid4().hex[:12]}"
+        fingerprint = iam_compliance.state_fingerprint(role.state())
+        try:
+            taken, fixed, fixed_at = iam_compliance.lease_remediation(
+                table, role.name, owner, wall_clock(), REMEDIATION_LEASE_SECONDS
+            )
+        except (RetryableError, PermanentError) as exc:
+            return Outcome("retry" if isinstance(exc, RetryableError) else "dead", str(exc))
+        if not taken:
+            run.sink.log(
+                "INFO",
+                f"role {role.name} is being remediated by another invocation; retrying",
+                resource=f"role/{role.name}",
+                capability=self.name,
+            )
+            return Outcome("retry", f"role {role.name}: another invocation holds its remediation lease")
+        remediated: str | None = None
+        try:
+            if fixed == fingerprint and wall_clock() - fixed_at < REMEDIATED_STATE_WINDOW:
+                # This read shows exactly the state another invocation remediated moments ago: it was made
+                # before that write, or IAM's read lags it. Writing again would be a second remediation.
+                age = wall_clock() - fixed_at
+                run.sink.log(
+                    "INFO",
+                    f"role {role.name}: this read shows the state remediated {age:.0f} s ago; re-reading later",
+                    resource=f"role/{role.name}",
+                    capability=self.name,
+                )
+                return Outcome("retry", f"role {role.name}: read shows the state remediated {age:.0f} s ago")
+            start = len(run.results)
+            outcome = self._remediate_held(run, decision, role)
+            if any(r.status == "applied" for r in run.results[start:]):
+                remediated = fingerprint
+            return outcome
+        finally:
+            try:
+                iam_compliance.release_remediation(table, role.name, owner, remediated, wall_clock())
+            except RoleWardenError as exc:  # the lease expires on its own
+                run.sink.log("WARNING", f"role {role.name}: remediation lease not given back: {exc}")
+
+    def _remediate_held(self, run: Run, decision: RoleDecision, role: RoleView) -> Outcome:
         record: Record | None = None
         if not run.executor.dry_run:
             # Before any change: the prior state, with the findings, the trigger and the time.
