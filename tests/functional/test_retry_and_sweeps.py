@@ -344,3 +344,39 @@ def test_instance_profiles_stay_regional(aws: Any, write_config: Any, monkeypatc
     event = w.as_sqs_event(sample("ec2-state-running.json", **{"i-0123456789abcdef0": instance}))
     assert Handler("instance_profiles")(event, Context()) == {"batchItemFailures": []}
     assert w.attached_profiles() == {instance: "web-server"}
+
+
+def test_a_failed_record_holding_a_lifecycle_hook_comes_back_within_the_heartbeat_margin(
+    aws: Any, write_config: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The profiles code decides whether to heartbeat a hook assuming its record is back within
+    RETRY_MARGIN_SECONDS; the backoff by receive count (here the 5th receive: 80 s) would outlast it and
+    the hook's timeout. A record holding a hook is hidden for at most HOOK_RETRY_DELAY, within the margin,
+    at every receive count; an event record without a hook keeps the full backoff."""
+    from rolewarden.decide.profiles import RETRY_MARGIN_SECONDS
+
+    write_config()
+    url = _queue("ip-events", "InstanceProfilesQueue")
+    monkeypatch.setenv("ROLEWARDEN_QUEUE_URL", url)
+    monkeypatch.setenv("ROLEWARDEN_MAX_RECEIVE", "20")
+    w.create_profile("web-server")
+    hooked, plain = w.run_instance({"rolewarden:profile": "web"}), w.run_instance({"rolewarden:profile": "web"})
+    sqs = boto3.client("sqs")
+    hook = sample("asg-lifecycle-launching.json", **{"i-0123456789abcdef0": hooked})
+    sqs.send_message(QueueUrl=url, MessageBody=json.dumps(hook))
+    sqs.send_message(QueueUrl=url, MessageBody=json.dumps(w.state_change_event(plain, "running")))
+    messages = _receive(url)
+    assert len(messages) == 2
+    event = _lambda_event(url, messages)
+    for record in event["Records"]:
+        record["attributes"]["ApproximateReceiveCount"] = "5"
+    handler = Handler("instance_profiles")
+    handler.random = lambda: 0.99
+    throttled = Fault("ec2", "DescribeInstances", "RequestLimitExceeded", "Request limit exceeded.", 503, times=1000)
+    with inject(throttled), count_calls() as calls:
+        result = handler(event, Context())
+    assert len(result["batchItemFailures"]) == 2
+    delays = {p["ReceiptHandle"]: p["VisibilityTimeout"] for p in _visibility_calls(calls)}
+    by_body = {json.loads(m["Body"])["detail-type"]: delays[m["ReceiptHandle"]] for m in messages}
+    assert by_body[hook["detail-type"]] == runtime.HOOK_RETRY_DELAY < RETRY_MARGIN_SECONDS
+    assert by_body["EC2 Instance State-change Notification"] == retry_delay(5, base=5, cap=300, jitter=0.99) == 84

@@ -37,6 +37,7 @@ from rolewarden import capabilities
 from rolewarden.apply import Executor
 from rolewarden.capabilities.base import Outcome, Run
 from rolewarden.config import load_config
+from rolewarden.decide.profiles import RETRY_MARGIN_SECONDS
 from rolewarden.environment import number, outside_home_region, self_role_arns
 from rolewarden.errors import ConfigError, MalformedEvent
 from rolewarden.observe import Sink
@@ -86,6 +87,12 @@ def parse_continuation(data: Any, capability: str) -> Continuation | None:
     if not isinstance(cursor, str) or not cursor or len(cursor) > 200_000:
         raise MalformedEvent("continuation cursor must be a non-empty string")
     return Continuation(cap, sweep_id, part, cursor)
+
+
+#: The longest a failed record that holds a launch lifecycle hook is hidden before its retry: within the
+#: margin the profiles capability assumes when it decides whether to heartbeat the hook (one source of
+#: truth), leaving a quarter of it for the poller to deliver the record again (batching window, polling).
+HOOK_RETRY_DELAY = int(RETRY_MARGIN_SECONDS * 3 / 4)
 
 
 def retry_delay(receive_count: int, *, base: float, cap: float, jitter: float) -> int:
@@ -369,6 +376,11 @@ class Handler:
             cap=number("ROLEWARDEN_RETRY_CAP", 300.0),
             jitter=self.random(),
         )
+        if any(t.lifecycle is not None for t in record.targets):
+            # A record holding a lifecycle hook comes back within the margin the heartbeat decision
+            # assumes (decide.profiles.hook_needs_heartbeat), whatever its receive count: a longer wait
+            # could outlast the hook's heartbeat timeout, and the instance would take the default result.
+            delay = min(delay, HOOK_RETRY_DELAY)
         from rolewarden.aws import sqs
 
         try:
