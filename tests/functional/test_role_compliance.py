@@ -656,53 +656,68 @@ def _count_trust_writes() -> Counter[str]:
         if model.name in ("UpdateAssumeRolePolicy", "DetachRolePolicy", "PutRolePolicy", "DeleteRolePolicy"):
             counts[model.name] += 1
 
-    client("iam").meta.events.register("before-call.iam", count)
+    client("iam").meta.events.register("after-call.iam", count)  # a completed call, not one paused before it
     return counts
 
 
 def test_two_concurrent_containers_remediate_a_role_once(
-    aws: LocalAws, configure: Callable[..., Path], table: str, monkeypatch: pytest.MonkeyPatch
+    aws: LocalAws, configure: Callable[..., Path], table: str
 ) -> None:
-    """Duplicate UpdateAssumeRolePolicy events in two containers at once: both read the loose trust
-    policy (a barrier holds each after its read until the other has read too), then both decide to
-    replace it. One holds the role's remediation lease and writes; the other finds the lease held, or
-    finds its read shows the state just remediated, and is retried instead of writing again. The
-    retried record then reads the fixed role and writes nothing."""
+    """Duplicate UpdateAssumeRolePolicy events in two containers at once: the first (a thread) reads the
+    loose trust policy, decides and is paused just before its IAM write; the second runs to completion
+    meanwhile (it reads the same loose trust policy). The first holds the role's remediation lease, so
+    the second writes nothing and its record is retried; the first then writes. The retried record
+    reads the fixed role and writes nothing. Without the lease both write."""
     import threading
 
+    from rolewarden.aws import clients
     from rolewarden.aws import compliance as aws_compliance
-    from rolewarden.capabilities import compliance as capability
 
     configure()
     aws_compliance.clear_caches()
     w.create_role(ROLE, trust=LOOSE_TRUST)
     first, second = load_app("role_compliance"), load_app("role_compliance")
     writes = _count_trust_writes()
-    both_read = threading.Barrier(2, timeout=30)
-    real_decide = capability.decide_role
+    reached, resume = threading.Event(), threading.Event()
 
-    def decide_after_both_read(*args: Any, **kwargs: Any) -> Any:
-        both_read.wait()
-        return real_decide(*args, **kwargs)
+    def pause_first_write(model: Any, **_: Any) -> None:
+        if (
+            threading.current_thread().name == "first"
+            and model.name == "UpdateAssumeRolePolicy"
+            and not reached.is_set()
+        ):
+            reached.set()
+            assert resume.wait(30), "never resumed"
 
-    monkeypatch.setattr(capability, "decide_role", decide_after_both_read)
     results: dict[str, dict[str, Any]] = {}
+    errors: list[BaseException] = []
 
-    def run(name: str, app: Any) -> None:
-        results[name] = invoke(app, w.as_sqs_event(event("UpdateAssumeRolePolicy")))
+    def run_first() -> None:
+        try:
+            results["first"] = invoke(first, w.as_sqs_event(event("UpdateAssumeRolePolicy")))
+        except BaseException as exc:  # re-raised below
+            errors.append(exc)
+        finally:
+            reached.set()
 
-    threads = [threading.Thread(target=run, args=(n, a)) for n, a in (("first", first), ("second", second))]
-    for thread in threads:
+    clients.add_hook("before-call.iam", pause_first_write)
+    thread = threading.Thread(target=run_first, name="first")
+    try:
         thread.start()
-    for thread in threads:
-        thread.join(60)
+        assert reached.wait(30)
+        results["second"] = invoke(second, w.as_sqs_event(event("UpdateAssumeRolePolicy")))
+        assert writes == {}, "the second container wrote while the first held the role"
+    finally:
+        resume.set()
+        thread.join(30)
+        clients.remove_hook("before-call.iam", pause_first_write)
+    if errors:
+        raise errors[0]
+    assert results["first"] == {"batchItemFailures": []}
+    assert len(results["second"]["batchItemFailures"]) == 1  # retried, not dropped
     assert writes == {"UpdateAssumeRolePolicy": 1}
     assert state(ROLE)["trust"] == w.EC2_TRUST
-    failed = [n for n, r in results.items() if r["batchItemFailures"]]
-    assert len(failed) == 1  # the other container's record is retried, not dropped
-    monkeypatch.setattr(capability, "decide_role", real_decide)
-    again = first if failed == ["first"] else second
-    assert invoke(again, w.as_sqs_event(event("UpdateAssumeRolePolicy"))) == {"batchItemFailures": []}
+    assert invoke(second, w.as_sqs_event(event("UpdateAssumeRolePolicy"))) == {"batchItemFailures": []}
     assert writes == {"UpdateAssumeRolePolicy": 1}
 
 

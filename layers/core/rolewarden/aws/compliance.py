@@ -45,6 +45,7 @@ from rolewarden.decide.compliance import (
     policy_path_and_name,
 )
 from rolewarden.errors import PermanentError
+from rolewarden.plan import Action
 
 #: IAM's hard quota of managed policies per role; more in an answer means something is wrong.
 MAX_ATTACHED = 20
@@ -381,32 +382,39 @@ def apply_restore_step(role_name: str, step: str, value: Any) -> None:
 # write (two UpdateAssumeRolePolicy, two DetachRolePolicy...). A role's remediation runs under a lease
 # in the state table (pk ``compliance#role#<role>``, sk ``remediation``), taken and given back with the
 # same conditional UpdateItems as the grants leases (``rolewarden.aws.grants``), so it costs two calls
-# per remediated role and nothing for a compliant one. Giving it back records a fingerprint of the state
-# that was remediated and when: a reader whose (lagging, or simply earlier) read still shows exactly that
-# state within ``window`` seconds is told to retry instead of writing again.
+# per remediated role and nothing for a compliant one. Giving it back records a fingerprint of each
+# action that was applied, and when: an action decided again within a short window from a read made
+# before those writes, or lagging them (IAM reads are eventually consistent, each read on its own, so
+# a read can be stale in one part of the role and fresh in another), is not applied twice.
 def _remediation_key(role: str) -> dict[str, Any]:
     return {"pk": {"S": f"compliance#role#{role}"}, "sk": {"S": "remediation"}}
 
 
-def state_fingerprint(state: dict[str, Any]) -> str:
-    """A short, stable digest of a role's permission state (``RoleView.state()``)."""
-    return hashlib.sha256(json.dumps(state, sort_keys=True, default=str).encode()).hexdigest()[:32]
+def action_fingerprint(action: Action) -> str:
+    """A short, stable digest of one remediation action (what it changes and how)."""
+    text = json.dumps(action.as_dict(), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
-def lease_remediation(table: str, role: str, owner: str, now: float, seconds: float) -> tuple[bool, str, float]:
-    """Take the role's remediation lease: (taken, fingerprint last remediated, when; "" and 0 if never)."""
+def lease_remediation(
+    table: str, role: str, owner: str, now: float, seconds: float
+) -> tuple[bool, frozenset[str], float]:
+    """Take the role's remediation lease: (taken, fingerprints of the actions last applied, when)."""
     from rolewarden.aws.grants import _take
 
     old = _take(table, _remediation_key(role), owner, now, seconds, old=True)
     if old is None:
-        return False, "", 0.0
+        return False, frozenset(), 0.0
     item = old.get("Attributes", {})
-    return True, item.get("fixed", {}).get("S", ""), float(item.get("fixed_at", {}).get("N", "0"))
+    applied = frozenset(json.loads(item.get("applied", {}).get("S", "[]")))
+    return True, applied, float(item.get("applied_at", {}).get("N", "0"))
 
 
-def release_remediation(table: str, role: str, owner: str, fixed: str | None, now: float) -> None:
-    """Give the lease back; with ``fixed``, record the fingerprint of the state just remediated."""
+def release_remediation(table: str, role: str, owner: str, applied: Iterable[str] | None, now: float) -> None:
+    """Give the lease back; with ``applied``, record the fingerprints of the actions just applied."""
     from rolewarden.aws.grants import _give_back
 
-    sets = {} if fixed is None else {"fixed": {"S": fixed}, "fixed_at": {"N": str(now)}}
+    sets: dict[str, Any] = {}
+    if applied is not None:
+        sets = {"applied": {"S": json.dumps(sorted(applied))}, "applied_at": {"N": str(now)}}
     _give_back(table, _remediation_key(role), owner, sets)
