@@ -36,6 +36,7 @@ def aws(local_aws: LocalAws, monkeypatch: pytest.MonkeyPatch) -> LocalAws:
     for key in ROLEWARDEN_ENV:
         monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("ROLEWARDEN_PROPAGATION_WAIT", "0")
+    monkeypatch.setenv("ROLEWARDEN_THROTTLE_WAIT", "0")  # a test that wants in-invocation throttle retries sets it
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "RoleWardenTest")
     from rolewarden import config
     from rolewarden.capabilities import profiles

@@ -380,3 +380,36 @@ def test_a_failed_record_holding_a_lifecycle_hook_comes_back_within_the_heartbea
     by_body = {json.loads(m["Body"])["detail-type"]: delays[m["ReceiptHandle"]] for m in messages}
     assert by_body[hook["detail-type"]] == runtime.HOOK_RETRY_DELAY < RETRY_MARGIN_SECONDS
     assert by_body["EC2 Instance State-change Notification"] == retry_delay(5, base=5, cap=300, jitter=0.99) == 84
+
+
+@pytest.mark.parametrize(("wait", "retried_inside"), [("20", True), ("0", False)])
+def test_a_throttled_target_is_reconciled_again_inside_the_invocation_before_its_record_fails(
+    aws: Any, write_config: Any, monkeypatch: pytest.MonkeyPatch, wait: str, retried_inside: bool
+) -> None:
+    """Throttling that outlasts botocore's own retries (here one attempt) fails the target; the runtime
+    pauses (its injected sleep) and reconciles it again inside the invocation, from fresh reads, so the
+    record does not fail. With ROLEWARDEN_THROTTLE_WAIT=0 the record fails and SQS retries it."""
+    write_config()
+    monkeypatch.setenv("ROLEWARDEN_THROTTLE_WAIT", wait)
+    monkeypatch.setenv("ROLEWARDEN_MAX_ATTEMPTS", "1")
+    from rolewarden.aws import clients
+
+    clients.reset()
+    w.create_profile("web-server")
+    instance = w.run_instance({"rolewarden:profile": "web"})
+    handler = Handler("instance_profiles")
+    pauses: list[float] = []
+    handler.sleep = pauses.append
+    throttled = Fault("ec2", "DescribeInstances", "RequestLimitExceeded", "Request limit exceeded.", 503, times=1)
+    event = w.as_sqs_event(sample("ec2-state-running.json", **{"i-0123456789abcdef0": instance}))
+    with inject(throttled):
+        result = handler(event, Context())
+    clients.reset()
+    if retried_inside:
+        assert result == {"batchItemFailures": []}
+        assert pauses == [runtime.THROTTLE_PAUSE]
+        assert w.attached_profiles() == {instance: "web-server"}
+    else:
+        assert len(result["batchItemFailures"]) == 1
+        assert pauses == []
+        assert w.attached_profiles() == {}

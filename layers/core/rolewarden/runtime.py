@@ -89,6 +89,19 @@ def parse_continuation(data: Any, capability: str) -> Continuation | None:
     return Continuation(cap, sweep_id, part, cursor)
 
 
+#: First pause before a throttled target is reconciled again inside the invocation (then doubled).
+THROTTLE_PAUSE = 2.0
+
+
+def _throttled(outcome: Outcome | None) -> bool:
+    """A retry whose cause is AWS throttling (the classified error names the throttling code)."""
+    if outcome is None or outcome.status != "retry":
+        return False
+    from rolewarden.aws.errors import THROTTLING_CODES
+
+    return any(f": {code}:" in outcome.message or f"({code})" in outcome.message for code in THROTTLING_CODES)
+
+
 #: The longest a failed record that holds a launch lifecycle hook is hidden before its retry: within the
 #: margin the profiles capability assumes when it decides whether to heartbeat the hook (one source of
 #: truth), leaving a quarter of it for the poller to deliver the record again (batching window, polling).
@@ -208,6 +221,8 @@ class Handler:
         capability = capabilities.get(self.capability)
         resources = [t for t in targets if t.kind != "sweep"]
         outcomes = capability.reconcile(run, resources) if resources else {}
+        if resources:
+            outcomes = self._retry_throttled(run, capability, resources, outcomes)
         sweep_outcomes = self._sweeps([r for r in good if SWEEP in r.targets], run, capability, sink)
 
         failures: list[dict[str, str]] = []
@@ -308,6 +323,36 @@ class Handler:
             return Outcome("retry", f"could not hand the sweep on to the sweep queue: {exc}")
         sink.log("INFO", "sweep handed on to the sweep queue", event_id=record.event_id, capability=self.capability)
         return Outcome()
+
+    def _retry_throttled(
+        self, run: Run, capability: Any, resources: list[Target], outcomes: dict[Target, Outcome]
+    ) -> dict[Target, Outcome]:
+        """Targets that failed only because AWS throttled (after botocore's own retries) are reconciled
+        again inside this invocation, after a pause that lets the account's token buckets refill, while
+        the invocation's remaining time allows (``ROLEWARDEN_THROTTLE_WAIT`` seconds of pauses at most,
+        and never past the remaining time minus ``ROLEWARDEN_SWEEP_MARGIN``). Only what is still
+        throttled after that fails its record. Decisions are re-read each time, so a retry can never
+        apply a stale plan."""
+        budget = number("ROLEWARDEN_THROTTLE_WAIT", 20.0)
+        delay, waited = THROTTLE_PAUSE, 0.0
+        while True:
+            throttled = [t for t in resources if _throttled(outcomes.get(t))]
+            if not throttled or waited + delay > budget:
+                return outcomes
+            remaining = self._budget()
+            if remaining is not None and remaining < delay + THROTTLE_PAUSE * 4:
+                return outcomes
+            run.sink.log(
+                "INFO",
+                f"{len(throttled)} target(s) throttled; reconciling them again in {delay:.0f} s",
+                capability=self.capability,
+                targets=len(throttled),
+            )
+            run.sink.metric("ThrottledRetries")
+            self.sleep(delay)
+            waited += delay
+            delay *= 2
+            outcomes = {**outcomes, **capability.reconcile(run, throttled)}
 
     def _budget(self) -> float | None:
         """Seconds this invocation may sweep: the context's remaining time minus a margin (for the

@@ -382,18 +382,26 @@ def apply_restore_step(role_name: str, step: str, value: Any) -> None:
 # write (two UpdateAssumeRolePolicy, two DetachRolePolicy...). A role's remediation runs under a lease
 # in the state table (pk ``compliance#role#<role>``, sk ``remediation``), taken and given back with the
 # same conditional UpdateItems as the grants leases (``rolewarden.aws.grants``), so it costs two calls
-# per remediated role and nothing for a compliant one. Giving it back records a fingerprint of each
-# action that was applied, and when: an action decided again within a short window from a read made
-# before those writes, or lagging them (IAM reads are eventually consistent, each read on its own, so
-# a read can be stale in one part of the role and fresh in another), is not applied twice.
+# per remediated role and nothing for a compliant one. Giving it back records which parts of the role
+# the applied actions changed (the trust policy, one inline policy, one attachment...), and when: the
+# same part decided again within a short window, from a read made before those writes or lagging them
+# (IAM reads are eventually consistent, each read on its own, so a read can be stale in one part of the
+# role and fresh in another), is not changed twice; the record is retried and decides from a fresh read.
 def _remediation_key(role: str) -> dict[str, Any]:
     return {"pk": {"S": f"compliance#role#{role}"}, "sk": {"S": "remediation"}}
 
 
+#: The fields that say *which part* of a role an action changes (not how, nor which rule asked for it):
+#: a read that lags part of another invocation's writes may decide a different document for the same
+#: part, and that part was changed moments ago all the same.
+_PART_FIELDS = ("action", "resource", "policy_name", "policy_arn", "profile_name")
+
+
 def action_fingerprint(action: Action) -> str:
-    """A short, stable digest of one remediation action (what it changes and how)."""
-    text = json.dumps(action.as_dict(), sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:24]
+    """A short, stable digest of the part of a role one remediation action changes."""
+    described = action.as_dict()
+    part = {key: described[key] for key in _PART_FIELDS if key in described}
+    return hashlib.sha256(json.dumps(part, sort_keys=True, default=str).encode()).hexdigest()[:24]
 
 
 def lease_remediation(
