@@ -19,6 +19,9 @@ The local AWS is as hostile as the real one, each condition on by default and si
 - lifecycle hooks (``--no-hooks``, ``--hook-timeout``): a third of the instances launch through an Auto Scaling hook
   that expires with ABANDON if RoleWarden does not complete it in time;
 - revoked grants (``--revoked``): some buckets lose their grant tags while the run is under way.
+Always on, because it is how EC2 behaves: a Replace answers with a fresh association id and a Replace or
+Disassociate naming a superseded id fails with ``IncorrectState`` (rwlocal.hostile.Associations; moto
+keeps the id, which hid double writes from duplicate events).
 
 When the queues are quiet, the world is checked *independently of RoleWarden's code* and a table is
 printed:
@@ -39,7 +42,8 @@ time the world took to converge.
 
 All waits (botocore's and RoleWarden's backoff, visibility timeouts, lags, hook timeouts, bucket
 refills) run on one clock scaled by ``--time-scale``, so a run takes minutes, not hours; the retry
-logic itself is unchanged. Durations in flags are simulated seconds unless they say "real".
+logic itself is unchanged. RoleWarden's own compute is not scaled: the default 0.1 keeps a default
+burst's backlog within the lifecycle hooks' timeout. Durations in flags are simulated seconds unless they say "real".
 """
 
 from __future__ import annotations
