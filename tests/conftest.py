@@ -36,6 +36,7 @@ def aws(local_aws: LocalAws, monkeypatch: pytest.MonkeyPatch) -> LocalAws:
     for key in ROLEWARDEN_ENV:
         monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("ROLEWARDEN_PROPAGATION_WAIT", "0")
+    monkeypatch.setenv("ROLEWARDEN_THROTTLE_WAIT", "0")  # a test that wants in-invocation throttle retries sets it
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "RoleWardenTest")
     # moto answers at any rate and the harness runs on a scaled clock: client-side pacing at AWS's real
     # rates would only slow the tests (tests/unit/test_pacing.py tests it; the bench's throttled scenarios

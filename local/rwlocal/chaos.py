@@ -19,6 +19,9 @@ The local AWS is as hostile as the real one, each condition on by default and si
 - lifecycle hooks (``--no-hooks``, ``--hook-timeout``): a third of the instances launch through an Auto Scaling hook
   that expires with ABANDON if RoleWarden does not complete it in time;
 - revoked grants (``--revoked``): some buckets lose their grant tags while the run is under way.
+Always on, because it is how EC2 behaves: a Replace answers with a fresh association id and a Replace or
+Disassociate naming a superseded id fails with ``IncorrectState`` (rwlocal.hostile.Associations; moto
+keeps the id, which hid double writes from duplicate events).
 
 When the queues are quiet, the world is checked *independently of RoleWarden's code* and a table is
 printed:
@@ -39,7 +42,8 @@ time the world took to converge.
 
 All waits (botocore's and RoleWarden's backoff, visibility timeouts, lags, hook timeouts, bucket
 refills) run on one clock scaled by ``--time-scale``, so a run takes minutes, not hours; the retry
-logic itself is unchanged. Durations in flags are simulated seconds unless they say "real".
+logic itself is unchanged. RoleWarden's own compute is not scaled: the default 0.1 keeps a default
+burst's backlog within the lifecycle hooks' timeout. Durations in flags are simulated seconds unless they say "real".
 """
 
 from __future__ import annotations
@@ -109,7 +113,11 @@ class Sizes:
     drops: float = 0.01
     duplicates: int = 2
     seed: int = 7
-    time_scale: float = 0.01
+    # 0.1: RoleWarden's own compute is not time-scaled, so each real second of it counts 1/time_scale
+    # simulated seconds. At 0.01 the default burst (about 120 s of compute on two cores) lasted 12,000
+    # simulated seconds, longer than any lifecycle hook may wait (Auto Scaling's 3,600 s default,
+    # 7,200 s at most), so hooks expired behind the backlog. At 0.1 it lasts about 1,200.
+    time_scale: float = 0.1
     parallel: bool = True  # pollers per queue = the template's MaximumConcurrency, in processes
     honest_visibility: bool = True  # failed records hidden for their (time-scaled) visibility timeout
     token_buckets: bool = True  # token-bucket throttling per API
@@ -118,7 +126,7 @@ class Sizes:
     iam_stale: float = 0.5  # share of IAM reads inside the lag window answered stale
     # simulated seconds DescribeInstances misses a fresh instance (0: off). Longer than IAM's: the launch
     # event reaches a handler within a second on AWS, but locally compute is not time-scaled, so the
-    # window must cover the first batches (0.6 s of real time at the default scale) to be met at all.
+    # window must cover the first batches (6 s of real time at the default scale) to be met at all.
     ec2_lag: float = 60.0
     hooks: bool = True  # a third of the instances launch through a lifecycle hook (else "Launch Successful")
     hook_timeout: float = 3600.0  # heartbeat timeout of the launch hooks (Auto Scaling's default)

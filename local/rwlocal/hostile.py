@@ -12,6 +12,7 @@ import math
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -68,7 +69,10 @@ class IamLag:
     """Reads may lag writes: within ``lag`` seconds after an IAM write, a read may be answered with the
     last answer to the same request recorded *before* that write (what a lagging endpoint still
     holds). After the window every read is answered fresh. Keyed by the request body (action and
-    parameters), so only a request seen before the write can be answered stale."""
+    parameters), so only a request seen before the write can be answered stale. An answer is stale by
+    at most ``lag``: it stands for the state until the first write after it was recorded, and once that
+    write is ``lag`` seconds old the answer is never given again (a read minutes after a write to a
+    role sees it, as on AWS, however recently some other IAM write happened)."""
 
     def __init__(self, clock: Callable[[], float], lag: float, stale_share: float, draw: Callable[[], float]) -> None:
         self.clock = clock
@@ -77,11 +81,19 @@ class IamLag:
         self.draw = draw
         self.last_write = -math.inf
         self._answers: dict[bytes, _Answer] = {}
+        self._writes: deque[float] = deque()  # the writes of the last ``lag`` seconds, oldest first
+        self._older_write = -math.inf  # the latest write that is over ``lag`` seconds old
         self._lock = threading.Lock()
 
     def wrote(self) -> None:
         with self._lock:
             self.last_write = self.clock()
+            self._writes.append(self.last_write)
+            self._prune(self.last_write)
+
+    def _prune(self, now: float) -> None:
+        while self._writes and now - self._writes[0] >= self.lag:
+            self._older_write = self._writes.popleft()
 
     def stale(self, key: bytes) -> _Answer | None:
         """The stale answer to give this read, or None to answer it fresh."""
@@ -93,6 +105,10 @@ class IamLag:
                 return None
             answer = self._answers.get(key)
             if answer is None or answer.at >= self.last_write:
+                return None
+            self._prune(now)
+            if self._older_write > answer.at:
+                # the first write after the answer, which ended the state it shows, is over ``lag`` old
                 return None
         return answer if self.draw() < self.stale_share else None
 
@@ -128,6 +144,54 @@ class Ec2Lag:
         now = self.clock()
         with self._lock:
             return {i for i, at in self._launched.items() if now - at < self.lag}
+
+
+# -- EC2 association ids ------------------------------------------------------------------------------
+class Associations:
+    """EC2's association ids as AWS hands them out, over moto's kinder model.
+
+    On AWS, ReplaceIamInstanceProfileAssociation answers with a *new* association id and the one it named
+    stops being the instance's active association: a second Replace (or a Disassociate) naming the old id
+    fails with ``IncorrectState`` "The association iip-assoc-... is not the active association" (aws-notes
+    section 3). moto keeps the same id and accepts the second Replace, so two containers that read the same
+    association both "succeed". This registry gives every successful Replace a fresh alias of moto's id,
+    maps aliases to moto's id in requests and moto's id to the active alias in answers, and says when a
+    request names a superseded id. ``lock`` serialises the check and the write (AWS does that atomically).
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self._real: dict[str, str] = {}  # alias -> moto's association id
+        self._active: dict[str, str] = {}  # moto's id -> its active alias
+        self._superseded: set[str] = set()  # aliases no longer active (replaced or disassociated)
+
+    def real(self, given: str) -> str:
+        return self._real.get(given, given)
+
+    def active_alias(self, real: str) -> str:
+        return self._active.get(real, real)
+
+    def superseded(self, given: str) -> bool:
+        """True when ``given`` once named an association that a Replace or Disassociate has since ended."""
+        return given in self._superseded
+
+    def associated(self, real: str) -> None:
+        """moto answered an AssociateIamInstanceProfile with ``real``: it is its own alias."""
+        self._active[real] = real
+        self._superseded.discard(real)
+
+    def replaced(self, given: str) -> str:
+        """A Replace naming the active ``given`` succeeded: the fresh alias that now names it."""
+        real = self.real(given)
+        alias = "iip-assoc-" + uuid.uuid4().hex[:17]
+        self._superseded.add(given)
+        self._real[alias] = real
+        self._active[real] = alias
+        return alias
+
+    def disassociated(self, given: str) -> None:
+        self._superseded.add(given)
+        self._active.pop(self.real(given), None)
 
 
 # -- Auto Scaling lifecycle hooks ---------------------------------------------------------------------

@@ -13,6 +13,9 @@ by every process whose clients go through it:
 - token-bucket throttling per API (rwlocal.throttling: EC2's documented buckets, IAM's assumed ones);
 - IAM reads that lag writes, and DescribeInstances that misses an instance just launched;
 - SQS visibility timeouts in requests scaled by the time scale (moto then keeps them in real time);
+- EC2 association ids as AWS hands them out: every ReplaceIamInstanceProfileAssociation answers with a
+  fresh association id, and a Replace or Disassociate naming a superseded id fails with ``IncorrectState``
+  (moto keeps the id and accepts both; always on, it is how EC2 behaves, not a fault);
 - Auto Scaling lifecycle hooks: CompleteLifecycleAction and RecordLifecycleActionHeartbeat answered
   from a registry of pending hooks (moto implements neither), expiring with their default result.
 It listens on loopback only, counts what it forwarded, and stops with the process.
@@ -33,10 +36,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit
 from xml.etree import ElementTree
 
-from rwlocal.hostile import Ec2Lag, HookRegistry, Hostility, IamLag, SimClock, scale_visibility
+from rwlocal.hostile import Associations, Ec2Lag, HookRegistry, Hostility, IamLag, SimClock, scale_visibility
 from rwlocal.throttling import THROTTLE_ERRORS, Buckets, is_read
 
 _SERVICE_RE = re.compile(r"Credential=[^/]+/\d{8}/[^/]+/([^/]+)/aws4_request")
@@ -179,6 +182,23 @@ def _write_target(service: str, params: dict[str, str], payload: bytes) -> str:
     return ""
 
 
+_ASSOCIATION_ID_RE = re.compile(rb"<associationId>(iip-assoc-[0-9a-zA-Z]+)</associationId>")
+_ASSOCIATION_WRITES = ("ReplaceIamInstanceProfileAssociation", "DisassociateIamInstanceProfile")
+
+
+def _with_params(body: bytes, changes: dict[str, str]) -> bytes:
+    """An EC2 query body with some parameters replaced."""
+    pairs = parse_qsl(body.decode(errors="replace"), keep_blank_values=True)
+    return urlencode([(k, changes.get(k, v)) for k, v in pairs]).encode()
+
+
+def _not_active(association_id: str) -> bytes:
+    # EC2's answer to a Replace naming an association that is no longer the active one (aws-notes section 3;
+    # aws/aws-cli#5251 shows the exact text). A Disassociate naming it is assumed to get the same answer.
+    message = f"The association {association_id} is not the active association"
+    return _error_body("ec2", "IncorrectState", message)
+
+
 def _autoscaling_ok(operation: str) -> bytes:
     return (
         f'<{operation}Response xmlns="http://autoscaling.amazonaws.com/doc/2011-01-01/"><{operation}Result/>'
@@ -222,6 +242,7 @@ class ChaosProxy:
         self.iam_lag = IamLag(self.clock, hostility.iam_lag, hostility.iam_stale, lag_draw) if hostility else None
         self.ec2_lag = Ec2Lag(self.clock, hostility.ec2_lag) if hostility else None
         self.hooks = HookRegistry(self.clock)
+        self.associations = Associations()
         #: called after every effective (2xx) write with (service, operation, params, answer body); e.g. the
         #: chaos suite's record of grant-policy versions
         self.on_write: Callable[[str, str, dict[str, str], bytes], None] | None = None
@@ -316,7 +337,58 @@ class ChaosProxy:
                     body = self._scaled_visibility(operation, body)
                 if plan.latency_ms:
                     time.sleep(plan.latency_ms / 1000)
+                if service == "ec2" and operation in _ASSOCIATION_WRITES:
+                    return self._association_write(operation, body, params)
+                if service == "ec2" and operation in (
+                    "AssociateIamInstanceProfile",
+                    "DescribeIamInstanceProfileAssociations",
+                ):
+                    return self._association_read(operation, body, params)
                 return self._forward(service, operation, body, hidden, params)
+
+            def _association_write(self, operation: str, body: bytes, params: dict[str, str]) -> None:
+                """Replace/Disassociate as EC2 does them: a superseded id is refused, a Replace answers
+                with a fresh id. The check and the write happen under one lock, as they do inside EC2."""
+                registry = proxy.associations
+                given = params.get("AssociationId", "")
+                with registry.lock:
+                    if registry.superseded(given):
+                        return self._answer(400, _not_active(given), f"association-superseded:{operation}")
+                    real = registry.real(given)
+                    forwarded = _with_params(body, {"AssociationId": real}) if real != given else body
+
+                    def rewrite(payload: bytes) -> bytes:
+                        if operation == "ReplaceIamInstanceProfileAssociation":
+                            shown = registry.replaced(given)
+                        else:
+                            registry.disassociated(given)
+                            shown = given
+                        return _ASSOCIATION_ID_RE.sub(f"<associationId>{shown}</associationId>".encode(), payload)
+
+                    return self._forward("ec2", operation, forwarded, set(), params, rewrite)
+
+            def _association_read(self, operation: str, body: bytes, params: dict[str, str]) -> None:
+                """Associate and Describe: moto's ids shown as their active aliases (and asked for by them)."""
+                registry = proxy.associations
+                asked = {k: registry.real(v) for k, v in params.items() if k.startswith("AssociationId.")}
+                forwarded = _with_params(body, asked) if any(asked[k] != params[k] for k in asked) else body
+
+                def rewrite(payload: bytes) -> bytes:
+                    if operation == "AssociateIamInstanceProfile":
+                        for found in _ASSOCIATION_ID_RE.findall(payload):
+                            registry.associated(found.decode())
+                        return payload
+                    return _ASSOCIATION_ID_RE.sub(
+                        lambda m: (
+                            f"<associationId>{registry.active_alias(m.group(1).decode())}</associationId>".encode()
+                        ),
+                        payload,
+                    )
+
+                # Under the lock: an answer moto gave before a Replace must not be shown with the id that
+                # Replace handed out (its old profile would look current under the fresh id).
+                with registry.lock:
+                    return self._forward("ec2", operation, forwarded, set(), params, rewrite)
 
             def _scaled_visibility(self, operation: str, body: bytes) -> bytes:
                 assert proxy.hostility is not None
@@ -361,7 +433,13 @@ class ChaosProxy:
                 self.wfile.write(payload)
 
             def _forward(
-                self, service: str, operation: str, body: bytes, hidden: set[str], params: dict[str, str]
+                self,
+                service: str,
+                operation: str,
+                body: bytes,
+                hidden: set[str],
+                params: dict[str, str],
+                rewrite: Callable[[bytes], bytes] | None = None,
             ) -> None:
                 asked_at = proxy.clock()
                 conn = http.client.HTTPConnection("127.0.0.1", proxy.upstream_port, timeout=60)
@@ -373,6 +451,8 @@ class ChaosProxy:
                 conn.close()
                 name = f"{service}:{operation}"
                 ok = 200 <= response.status < 300
+                if ok and rewrite is not None:
+                    payload = rewrite(payload)
                 answer_headers = response.getheaders()
                 with proxy.stats.lock:
                     proxy.stats.forwarded[name] += 1

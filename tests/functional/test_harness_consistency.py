@@ -89,3 +89,24 @@ def test_instances_launched_outside_the_proxy_can_be_registered(aws: Any) -> Non
         found = ec2.describe_instances(Filters=[{"Name": "instance-id", "Values": [instance]}])["Reservations"]
         assert found == []
         assert proxy.stats.injected["ec2-lag:absent"] == 1
+
+
+def test_an_answer_is_never_staler_than_the_lag(aws: Any) -> None:
+    """A read answered before a write to a role is not given again a minute later just because some other
+    IAM write happened a moment ago: the state it shows ended with the first write after it, and that
+    write is older than the lag. (Before, any recent write anywhere reopened every old answer, a lag of
+    minutes, and the chaos run saw roles remediated twice from reads no AWS endpoint would give.)"""
+    clock = Clock()
+    hostility = Hostility(buckets=False, iam_lag=5.0, iam_stale=1.0, ec2_lag=0)
+    w.create_role("app")
+    w.create_role("other")
+    with ChaosProxy(aws.port, hostility=hostility, clock=clock) as proxy:
+        iam = _client("iam", proxy.endpoint)
+        assert iam.list_role_policies(RoleName="app")["PolicyNames"] == []  # recorded at 0
+        clock.now = 1.0
+        iam.put_role_policy(RoleName="app", PolicyName="p", PolicyDocument=json.dumps(ALLOW))
+        clock.now = 60.0
+        iam.put_role_policy(RoleName="other", PolicyName="q", PolicyDocument=json.dumps(ALLOW))
+        clock.now = 61.0  # inside the window of the write to "other", a minute after the one to "app"
+        assert iam.list_role_policies(RoleName="app")["PolicyNames"] == ["p"]
+        assert proxy.stats.injected["stale:iam:ListRolePolicies"] == 0

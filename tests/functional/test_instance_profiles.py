@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 import boto3
@@ -428,3 +429,45 @@ def test_metrics_are_published_once_per_name_per_invocation(
     assert emf[0]["Attached"] in (2.0, [2.0])
     assert emf[0]["Refused"] in (1.0, [1.0])
     assert emf[0]["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "RoleWardenTest"
+
+
+def test_two_containers_replacing_one_instance_write_once(
+    aws: Any, write_config: Any, profiles: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Duplicate events for one instance in two containers: both read the wrong profile and its
+    association, the second container replaces it first. On AWS the Replace answers with a new
+    association id and the first container's Replace, naming the old id, fails with IncorrectState
+    (moto would accept it; the fault proxy plays EC2's association ids, rwlocal.hostile.Associations).
+    RoleWarden re-reads that instance's association, finds the profile right and writes nothing more."""
+    from rolewarden.aws import clients
+    from rolewarden.aws import ec2 as rw_ec2
+    from rwlocal.proxy import ChaosProxy
+
+    write_config()
+    web = w.run_instance({"rolewarden:profile": "web"}, profile_arn=profiles["other"])
+    moto = os.environ["AWS_ENDPOINT_URL"]
+    with ChaosProxy(aws.port) as proxy:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.endpoint)  # RoleWarden's clients go through the proxy
+        clients.reset()
+        first, second = load_app("instance_profiles"), load_app("instance_profiles")
+        real_read = rw_ec2.describe_associations
+        raced: list[dict[str, Any]] = []
+
+        def read_then_race(ids: Any) -> Any:
+            found = real_read(ids)
+            if not raced:  # the other container handles its duplicate to completion in between
+                raced.append({})
+                raced[0] = invoke(second, w.as_sqs_event(running(web)))
+            return found
+
+        monkeypatch.setattr(rw_ec2, "describe_associations", read_then_race)
+        try:
+            result = invoke(first, w.as_sqs_event(running(web)))
+        finally:
+            monkeypatch.setenv("AWS_ENDPOINT_URL", moto)
+            clients.reset()
+    assert raced == [{"batchItemFailures": []}]
+    assert result == {"batchItemFailures": []}
+    assert w.attached_profiles() == {web: "web-server"}
+    assert proxy.stats.writes_ok["ec2:ReplaceIamInstanceProfileAssociation"] == 1
+    assert proxy.stats.injected["association-superseded:ReplaceIamInstanceProfileAssociation"] == 1

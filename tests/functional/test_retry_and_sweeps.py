@@ -344,3 +344,72 @@ def test_instance_profiles_stay_regional(aws: Any, write_config: Any, monkeypatc
     event = w.as_sqs_event(sample("ec2-state-running.json", **{"i-0123456789abcdef0": instance}))
     assert Handler("instance_profiles")(event, Context()) == {"batchItemFailures": []}
     assert w.attached_profiles() == {instance: "web-server"}
+
+
+def test_a_failed_record_holding_a_lifecycle_hook_comes_back_within_the_heartbeat_margin(
+    aws: Any, write_config: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The profiles code decides whether to heartbeat a hook assuming its record is back within
+    RETRY_MARGIN_SECONDS; the backoff by receive count (here the 5th receive: 80 s) would outlast it and
+    the hook's timeout. A record holding a hook is hidden for at most HOOK_RETRY_DELAY, within the margin,
+    at every receive count; an event record without a hook keeps the full backoff."""
+    from rolewarden.decide.profiles import RETRY_MARGIN_SECONDS
+
+    write_config()
+    url = _queue("ip-events", "InstanceProfilesQueue")
+    monkeypatch.setenv("ROLEWARDEN_QUEUE_URL", url)
+    monkeypatch.setenv("ROLEWARDEN_MAX_RECEIVE", "20")
+    w.create_profile("web-server")
+    hooked, plain = w.run_instance({"rolewarden:profile": "web"}), w.run_instance({"rolewarden:profile": "web"})
+    sqs = boto3.client("sqs")
+    hook = sample("asg-lifecycle-launching.json", **{"i-0123456789abcdef0": hooked})
+    sqs.send_message(QueueUrl=url, MessageBody=json.dumps(hook))
+    sqs.send_message(QueueUrl=url, MessageBody=json.dumps(w.state_change_event(plain, "running")))
+    messages = _receive(url)
+    assert len(messages) == 2
+    event = _lambda_event(url, messages)
+    for record in event["Records"]:
+        record["attributes"]["ApproximateReceiveCount"] = "5"
+    handler = Handler("instance_profiles")
+    handler.random = lambda: 0.99
+    throttled = Fault("ec2", "DescribeInstances", "RequestLimitExceeded", "Request limit exceeded.", 503, times=1000)
+    with inject(throttled), count_calls() as calls:
+        result = handler(event, Context())
+    assert len(result["batchItemFailures"]) == 2
+    delays = {p["ReceiptHandle"]: p["VisibilityTimeout"] for p in _visibility_calls(calls)}
+    by_body = {json.loads(m["Body"])["detail-type"]: delays[m["ReceiptHandle"]] for m in messages}
+    assert by_body[hook["detail-type"]] == runtime.HOOK_RETRY_DELAY < RETRY_MARGIN_SECONDS
+    assert by_body["EC2 Instance State-change Notification"] == retry_delay(5, base=5, cap=300, jitter=0.99) == 84
+
+
+@pytest.mark.parametrize(("wait", "retried_inside"), [("20", True), ("0", False)])
+def test_a_throttled_target_is_reconciled_again_inside_the_invocation_before_its_record_fails(
+    aws: Any, write_config: Any, monkeypatch: pytest.MonkeyPatch, wait: str, retried_inside: bool
+) -> None:
+    """Throttling that outlasts botocore's own retries (here one attempt) fails the target; the runtime
+    pauses (its injected sleep) and reconciles it again inside the invocation, from fresh reads, so the
+    record does not fail. With ROLEWARDEN_THROTTLE_WAIT=0 the record fails and SQS retries it."""
+    write_config()
+    monkeypatch.setenv("ROLEWARDEN_THROTTLE_WAIT", wait)
+    monkeypatch.setenv("ROLEWARDEN_MAX_ATTEMPTS", "1")
+    from rolewarden.aws import clients
+
+    clients.reset()
+    w.create_profile("web-server")
+    instance = w.run_instance({"rolewarden:profile": "web"})
+    handler = Handler("instance_profiles")
+    pauses: list[float] = []
+    handler.sleep = pauses.append
+    throttled = Fault("ec2", "DescribeInstances", "RequestLimitExceeded", "Request limit exceeded.", 503, times=1)
+    event = w.as_sqs_event(sample("ec2-state-running.json", **{"i-0123456789abcdef0": instance}))
+    with inject(throttled):
+        result = handler(event, Context())
+    clients.reset()
+    if retried_inside:
+        assert result == {"batchItemFailures": []}
+        assert pauses == [runtime.THROTTLE_PAUSE]
+        assert w.attached_profiles() == {instance: "web-server"}
+    else:
+        assert len(result["batchItemFailures"]) == 1
+        assert pauses == []
+        assert w.attached_profiles() == {}

@@ -644,3 +644,111 @@ def test_rollback_refuses_a_role_outside_the_managed_path(
     w.create_role(ROLE, path="/elsewhere/")  # same name, another path: not the recorded role
     with pytest.raises(PermanentError, match="refusing to roll back"):
         compliance.rollback(ROLE)
+
+
+# ------------------------------------------------------------------ one remediator per role
+def _count_trust_writes() -> Counter[str]:
+    from rolewarden.aws.clients import client
+
+    counts: Counter[str] = Counter()
+
+    def count(model: Any, **_: Any) -> None:
+        if model.name in ("UpdateAssumeRolePolicy", "DetachRolePolicy", "PutRolePolicy", "DeleteRolePolicy"):
+            counts[model.name] += 1
+
+    client("iam").meta.events.register("after-call.iam", count)  # a completed call, not one paused before it
+    return counts
+
+
+def test_two_concurrent_containers_remediate_a_role_once(
+    aws: LocalAws, configure: Callable[..., Path], table: str
+) -> None:
+    """Duplicate UpdateAssumeRolePolicy events in two containers at once: the first (a thread) reads the
+    loose trust policy, decides and is paused just before its IAM write; the second runs to completion
+    meanwhile (it reads the same loose trust policy). The first holds the role's remediation lease, so
+    the second writes nothing and its record is retried; the first then writes. The retried record
+    reads the fixed role and writes nothing. Without the lease both write."""
+    import threading
+
+    from rolewarden.aws import clients
+    from rolewarden.aws import compliance as aws_compliance
+
+    configure()
+    aws_compliance.clear_caches()
+    w.create_role(ROLE, trust=LOOSE_TRUST)
+    first, second = load_app("role_compliance"), load_app("role_compliance")
+    writes = _count_trust_writes()
+    reached, resume = threading.Event(), threading.Event()
+
+    def pause_first_write(model: Any, **_: Any) -> None:
+        if (
+            threading.current_thread().name == "first"
+            and model.name == "UpdateAssumeRolePolicy"
+            and not reached.is_set()
+        ):
+            reached.set()
+            assert resume.wait(30), "never resumed"
+
+    results: dict[str, dict[str, Any]] = {}
+    errors: list[BaseException] = []
+
+    def run_first() -> None:
+        try:
+            results["first"] = invoke(first, w.as_sqs_event(event("UpdateAssumeRolePolicy")))
+        except BaseException as exc:  # re-raised below
+            errors.append(exc)
+        finally:
+            reached.set()
+
+    clients.add_hook("before-call.iam", pause_first_write)
+    thread = threading.Thread(target=run_first, name="first")
+    try:
+        thread.start()
+        assert reached.wait(30)
+        results["second"] = invoke(second, w.as_sqs_event(event("UpdateAssumeRolePolicy")))
+        assert writes == {}, "the second container wrote while the first held the role"
+    finally:
+        resume.set()
+        thread.join(30)
+        clients.remove_hook("before-call.iam", pause_first_write)
+    if errors:
+        raise errors[0]
+    assert results["first"] == {"batchItemFailures": []}
+    assert len(results["second"]["batchItemFailures"]) == 1  # retried, not dropped
+    assert writes == {"UpdateAssumeRolePolicy": 1}
+    assert state(ROLE)["trust"] == w.EC2_TRUST
+    assert invoke(second, w.as_sqs_event(event("UpdateAssumeRolePolicy"))) == {"batchItemFailures": []}
+    assert writes == {"UpdateAssumeRolePolicy": 1}
+
+
+def test_a_read_made_before_another_containers_remediation_does_not_write_again(
+    aws: LocalAws, configure: Callable[..., Path], table: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The second container read the role before the first remediated it (or IAM's read lags that
+    write): once it holds the lease, its read shows exactly the state that was just remediated, so it
+    is retried rather than remediating a second time. Without the guard it writes twice."""
+    from rolewarden.aws import compliance as aws_compliance
+    from rolewarden.capabilities import compliance as capability
+
+    configure()
+    aws_compliance.clear_caches()
+    w.create_role(ROLE, trust=LOOSE_TRUST)
+    late, early = load_app("role_compliance"), load_app("role_compliance")
+    writes = _count_trust_writes()
+    real_decide = capability.decide_role
+    raced: list[dict[str, Any]] = []
+
+    def decide_after_the_other(*args: Any, **kwargs: Any) -> Any:
+        if not raced:  # the early container remediates between this read and this decision
+            raced.append({})
+            raced[0] = invoke(early, w.as_sqs_event(event("UpdateAssumeRolePolicy")))
+        return real_decide(*args, **kwargs)
+
+    monkeypatch.setattr(capability, "decide_role", decide_after_the_other)
+    result = invoke(late, w.as_sqs_event(event("UpdateAssumeRolePolicy")))
+    assert raced == [{"batchItemFailures": []}]
+    assert len(result["batchItemFailures"]) == 1
+    assert writes == {"UpdateAssumeRolePolicy": 1}
+    assert state(ROLE)["trust"] == w.EC2_TRUST
+    assert invoke(late, w.as_sqs_event(event("UpdateAssumeRolePolicy"))) == {"batchItemFailures": []}  # the redelivery
+    assert writes == {"UpdateAssumeRolePolicy": 1}

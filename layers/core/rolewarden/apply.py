@@ -197,7 +197,12 @@ def _apply_replace(ex: Executor, action: ReplaceProfile) -> dict[str, Any]:
 
 @handles(ReassociateProfile)
 def _apply_reassociate(ex: Executor, action: ReassociateProfile) -> dict[str, Any]:
-    ec2.disassociate(action.association_id)
+    try:
+        ec2.disassociate(action.association_id)
+    except ClientError as exc:
+        if code_of(exc) == "IncorrectState":  # another writer replaced it since it was read: re-read, decide again
+            raise Conflict(f"association {action.association_id} is no longer active") from exc
+        raise
     association_id = _associate_with_backoff(ex, action.instance_id, action.profile_arn, after_disassociate=True)
     return {"association_id": association_id, "profile": action.profile_name, "previous": action.previous_arn}
 

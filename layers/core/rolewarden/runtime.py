@@ -37,6 +37,7 @@ from rolewarden import capabilities
 from rolewarden.apply import Executor
 from rolewarden.capabilities.base import Outcome, Run
 from rolewarden.config import load_config
+from rolewarden.decide.profiles import RETRY_MARGIN_SECONDS
 from rolewarden.environment import number, outside_home_region, self_role_arns
 from rolewarden.errors import ConfigError, MalformedEvent
 from rolewarden.observe import Sink
@@ -86,6 +87,25 @@ def parse_continuation(data: Any, capability: str) -> Continuation | None:
     if not isinstance(cursor, str) or not cursor or len(cursor) > 200_000:
         raise MalformedEvent("continuation cursor must be a non-empty string")
     return Continuation(cap, sweep_id, part, cursor)
+
+
+#: First pause before a throttled target is reconciled again inside the invocation (then doubled).
+THROTTLE_PAUSE = 2.0
+
+
+def _throttled(outcome: Outcome | None) -> bool:
+    """A retry whose cause is AWS throttling (the classified error names the throttling code)."""
+    if outcome is None or outcome.status != "retry":
+        return False
+    from rolewarden.aws.errors import THROTTLING_CODES
+
+    return any(f": {code}:" in outcome.message or f"({code})" in outcome.message for code in THROTTLING_CODES)
+
+
+#: The longest a failed record that holds a launch lifecycle hook is hidden before its retry: within the
+#: margin the profiles capability assumes when it decides whether to heartbeat the hook (one source of
+#: truth), leaving a quarter of it for the poller to deliver the record again (batching window, polling).
+HOOK_RETRY_DELAY = int(RETRY_MARGIN_SECONDS * 3 / 4)
 
 
 def retry_delay(receive_count: int, *, base: float, cap: float, jitter: float) -> int:
@@ -201,6 +221,8 @@ class Handler:
         capability = capabilities.get(self.capability)
         resources = [t for t in targets if t.kind != "sweep"]
         outcomes = capability.reconcile(run, resources) if resources else {}
+        if resources:
+            outcomes = self._retry_throttled(run, capability, resources, outcomes)
         sweep_outcomes = self._sweeps([r for r in good if SWEEP in r.targets], run, capability, sink)
 
         failures: list[dict[str, str]] = []
@@ -302,6 +324,36 @@ class Handler:
         sink.log("INFO", "sweep handed on to the sweep queue", event_id=record.event_id, capability=self.capability)
         return Outcome()
 
+    def _retry_throttled(
+        self, run: Run, capability: Any, resources: list[Target], outcomes: dict[Target, Outcome]
+    ) -> dict[Target, Outcome]:
+        """Targets that failed only because AWS throttled (after botocore's own retries) are reconciled
+        again inside this invocation, after a pause that lets the account's token buckets refill, while
+        the invocation's remaining time allows (``ROLEWARDEN_THROTTLE_WAIT`` seconds of pauses at most,
+        and never past the remaining time minus ``ROLEWARDEN_SWEEP_MARGIN``). Only what is still
+        throttled after that fails its record. Decisions are re-read each time, so a retry can never
+        apply a stale plan."""
+        budget = number("ROLEWARDEN_THROTTLE_WAIT", 20.0)
+        delay, waited = THROTTLE_PAUSE, 0.0
+        while True:
+            throttled = [t for t in resources if _throttled(outcomes.get(t))]
+            if not throttled or waited + delay > budget:
+                return outcomes
+            remaining = self._budget()
+            if remaining is not None and remaining < delay + THROTTLE_PAUSE * 4:
+                return outcomes
+            run.sink.log(
+                "INFO",
+                f"{len(throttled)} target(s) throttled; reconciling them again in {delay:.0f} s",
+                capability=self.capability,
+                targets=len(throttled),
+            )
+            run.sink.metric("ThrottledRetries")
+            self.sleep(delay)
+            waited += delay
+            delay *= 2
+            outcomes = {**outcomes, **capability.reconcile(run, throttled)}
+
     def _budget(self) -> float | None:
         """Seconds this invocation may sweep: the context's remaining time minus a margin (for the
         continuation message, the findings and the response). None: unbounded (no Lambda context)."""
@@ -369,6 +421,11 @@ class Handler:
             cap=number("ROLEWARDEN_RETRY_CAP", 300.0),
             jitter=self.random(),
         )
+        if any(t.lifecycle is not None for t in record.targets):
+            # A record holding a lifecycle hook comes back within the margin the heartbeat decision
+            # assumes (decide.profiles.hook_needs_heartbeat), whatever its receive count: a longer wait
+            # could outlast the hook's heartbeat timeout, and the instance would take the default result.
+            delay = min(delay, HOOK_RETRY_DELAY)
         from rolewarden.aws import sqs
 
         try:

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Sequence
+import time
+import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,6 +54,16 @@ RECORD_KIND = "remediation"
 ROLLBACK_KIND = "rollback"
 #: A sweep stopped on its budget continues after this role: ``"after-role:<name>"`` (names sort as strings).
 CURSOR_PREFIX = "after-role:"
+#: How long one invocation holds a role's remediation lease at most (a role's writes take seconds);
+#: it is given back on every path, so this only bounds a crashed holder.
+REMEDIATION_LEASE_SECONDS = 60.0
+#: Within this many seconds after a remediation, an action decided again exactly as it was applied is
+#: taken as decided from a read made before the write or lagging it (IAM is eventually consistent for
+#: seconds): the record is retried, not remediated twice. A role really put back into the same state is
+#: remediated once the window has passed (its record's retries, 5 + 10 + 20 s..., outlast it).
+REMEDIATED_STATE_WINDOW = 30.0
+#: Wall clock for the lease and the window; a test replaces it.
+wall_clock: Callable[[], float] = time.time
 _warned: set[str] = set()
 
 
@@ -299,6 +311,61 @@ class RoleCompliance:
 
     def _remediate(self, run: Run, decision: RoleDecision, role: RoleView | None) -> Outcome:
         assert role is not None
+        table = state_table()
+        if run.executor.dry_run or table is None:
+            return self._remediate_held(run, decision, role)
+        owner = f"{run.trigger or 'run'}#{uuid.uuid4().hex[:12]}"
+        try:
+            taken, recent, applied_at = iam_compliance.lease_remediation(
+                table, role.name, owner, wall_clock(), REMEDIATION_LEASE_SECONDS
+            )
+        except (RetryableError, PermanentError) as exc:
+            return Outcome("retry" if isinstance(exc, RetryableError) else "dead", str(exc))
+        if not taken:
+            run.sink.log(
+                "INFO",
+                f"role {role.name} is being remediated by another invocation; retrying",
+                resource=f"role/{role.name}",
+                capability=self.name,
+            )
+            return Outcome("retry", f"role {role.name}: another invocation holds its remediation lease")
+        age = wall_clock() - applied_at
+        if age >= REMEDIATED_STATE_WINDOW:
+            recent = frozenset()
+        fingerprint = iam_compliance.action_fingerprint
+        again = [a for a in decision.actions if fingerprint(a) in recent]
+        applied: set[str] | None = None
+        outcome = Outcome()
+        try:
+            if again:
+                # This read still shows what another invocation changed moments ago: it was made before
+                # that write, or IAM's read lags it. Applying the same change again would be a second
+                # remediation; the record is retried and decides from a fresh read.
+                run.sink.log(
+                    "INFO",
+                    f"role {role.name}: this read shows the state remediated {age:.0f} s ago; re-reading later",
+                    resource=f"role/{role.name}",
+                    capability=self.name,
+                    skipped=[a.describe() for a in again],
+                )
+                outcome = Outcome("retry", f"role {role.name}: read shows the state remediated {age:.0f} s ago")
+                rest = tuple(a for a in decision.actions if fingerprint(a) not in recent)
+                if not rest:
+                    return outcome
+                decision = dataclasses.replace(decision, actions=rest)
+            start = len(run.results)
+            outcome = Outcome.worst([outcome, self._remediate_held(run, decision, role)])
+            done = {fingerprint(r.action) for r in run.results[start:] if r.status == "applied"}
+            if done:
+                applied = set(recent) | done
+            return outcome
+        finally:
+            try:
+                iam_compliance.release_remediation(table, role.name, owner, applied, wall_clock())
+            except RoleWardenError as exc:  # the lease expires on its own
+                run.sink.log("WARNING", f"role {role.name}: remediation lease not given back: {exc}")
+
+    def _remediate_held(self, run: Run, decision: RoleDecision, role: RoleView) -> Outcome:
         record: Record | None = None
         if not run.executor.dry_run:
             # Before any change: the prior state, with the findings, the trigger and the time.
