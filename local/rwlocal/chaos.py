@@ -817,6 +817,10 @@ def run(sizes: Sizes, out: Any = None) -> Result:
                     "POWERTOOLS_LOG_LEVEL": "CRITICAL",
                     "POWERTOOLS_METRICS_DISABLED": "true",
                     "ROLEWARDEN_PROPAGATION_WAIT": "30",
+                    # RoleWarden's own pacing (aws/pacing.py) at the rates the proxy's buckets refill at: they
+                    # run on the scaled clock and are scaled by --bucket-factor; its longest wait likewise
+                    "ROLEWARDEN_PACE_FACTOR": f"{sizes.bucket_factor / sizes.time_scale:g}",
+                    "ROLEWARDEN_PACE_MAX_WAIT": f"{70 * sizes.time_scale:g}",
                 }
                 runner = _Runner(sizes, stack, overrides)
                 runner.start()
