@@ -41,12 +41,11 @@ class Action:
 
 # -- instance profiles -----------------------------------------------------------------------
 @dataclass(frozen=True)
-class AssociateProfile(Action):
+class InstanceAction(Action):
+    """An action on one instance: the instance is its resource and the target a reconcile re-reads."""
+
     capability: ClassVar[str] = "instance_profiles"
-    verb: ClassVar[str] = "associate"
     instance_id: str
-    profile_name: str
-    profile_arn: str
 
     @property
     def resource(self) -> str:
@@ -55,29 +54,28 @@ class AssociateProfile(Action):
     @property
     def target(self) -> Target:
         return Target("instance", self.instance_id)
+
+
+@dataclass(frozen=True)
+class AssociateProfile(InstanceAction):
+    capability: ClassVar[str] = "instance_profiles"
+    verb: ClassVar[str] = "associate"
+    profile_name: str
+    profile_arn: str
 
     def describe(self) -> str:
         return f"associate {self.profile_name} with {self.instance_id}"
 
 
 @dataclass(frozen=True)
-class _SwapProfile(Action):
+class _SwapProfile(InstanceAction):
     """Swap the profile of an association for another (the previous one is named for the log)."""
 
     capability: ClassVar[str] = "instance_profiles"
-    instance_id: str
     association_id: str
     profile_name: str
     profile_arn: str
     previous_arn: str
-
-    @property
-    def resource(self) -> str:
-        return self.instance_id
-
-    @property
-    def target(self) -> Target:
-        return Target("instance", self.instance_id)
 
     @property
     def previous_name(self) -> str:
@@ -103,23 +101,14 @@ class ReassociateProfile(_SwapProfile):
 
 
 @dataclass(frozen=True)
-class SetMetadataOptions(Action):
+class SetMetadataOptions(InstanceAction):
     """ModifyInstanceMetadataOptions: IMDSv2 only (HttpTokens required) with the configured hop limit."""
 
     capability: ClassVar[str] = "instance_profiles"
     verb: ClassVar[str] = "require-imdsv2"
-    instance_id: str
     hop_limit: int
     previous_tokens: str
     previous_hop_limit: int
-
-    @property
-    def resource(self) -> str:
-        return self.instance_id
-
-    @property
-    def target(self) -> Target:
-        return Target("instance", self.instance_id)
 
     def describe(self) -> str:
         return (
@@ -129,49 +118,31 @@ class SetMetadataOptions(Action):
 
 
 @dataclass(frozen=True)
-class CompleteLifecycle(Action):
+class CompleteLifecycle(InstanceAction):
     capability: ClassVar[str] = "instance_profiles"
     verb: ClassVar[str] = "complete-lifecycle"
     #: Releasing a lifecycle hook changes no permission; withholding it in dry run would stall scale-outs.
     allowed_in_dry_run: ClassVar[bool] = True
-    instance_id: str
     group: str
     hook: str
     token: str
     result: str = "CONTINUE"
-
-    @property
-    def resource(self) -> str:
-        return self.instance_id
-
-    @property
-    def target(self) -> Target:
-        return Target("instance", self.instance_id)
 
     def describe(self) -> str:
         return f"complete lifecycle hook {self.hook} of {self.group} for {self.instance_id} with {self.result}"
 
 
 @dataclass(frozen=True)
-class HeartbeatLifecycle(Action):
+class HeartbeatLifecycle(InstanceAction):
     """RecordLifecycleActionHeartbeat: keep a launch hook waiting while its instance is retried."""
 
     capability: ClassVar[str] = "instance_profiles"
     verb: ClassVar[str] = "heartbeat-lifecycle"
     #: Like completing it, keeping a hook alive changes no permission.
     allowed_in_dry_run: ClassVar[bool] = True
-    instance_id: str
     group: str
     hook: str
     token: str
-
-    @property
-    def resource(self) -> str:
-        return self.instance_id
-
-    @property
-    def target(self) -> Target:
-        return Target("instance", self.instance_id)
 
     def describe(self) -> str:
         return f"record a heartbeat on lifecycle hook {self.hook} of {self.group} for {self.instance_id}"
