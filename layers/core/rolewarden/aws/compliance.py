@@ -29,6 +29,7 @@ from rolewarden.apply import Conflict, Executor, Gone, handles, metric_name
 from rolewarden.aws.clients import client
 from rolewarden.aws.errors import classify, code_of, raise_instead
 from rolewarden.decide.compliance import (
+    REMEDIATION_ACTIONS,
     SERVICE_LINKED_PATH,
     AttachedPolicy,
     CreateInstanceProfile,
@@ -358,15 +359,7 @@ def _apply_put_inline(ex: Executor, action: PutInlinePolicy) -> dict[str, Any]:
     return {"policy": action.policy_name, "rules": list(action.rules)}
 
 
-for _action_type in (
-    PutInlinePolicy,
-    DetachManagedPolicy,
-    RewriteInlinePolicy,
-    DeleteInlinePolicy,
-    ReplaceTrustPolicy,
-    PutBoundary,
-    CreateInstanceProfile,
-):
+for _action_type in REMEDIATION_ACTIONS:
     metric_name(_action_type, "Remediated")
 
 
