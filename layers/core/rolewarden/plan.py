@@ -58,7 +58,6 @@ class InstanceAction(Action):
 
 @dataclass(frozen=True)
 class AssociateProfile(InstanceAction):
-    capability: ClassVar[str] = "instance_profiles"
     verb: ClassVar[str] = "associate"
     profile_name: str
     profile_arn: str
@@ -71,7 +70,6 @@ class AssociateProfile(InstanceAction):
 class _SwapProfile(InstanceAction):
     """Swap the profile of an association for another (the previous one is named for the log)."""
 
-    capability: ClassVar[str] = "instance_profiles"
     association_id: str
     profile_name: str
     profile_arn: str
@@ -104,7 +102,6 @@ class ReassociateProfile(_SwapProfile):
 class SetMetadataOptions(InstanceAction):
     """ModifyInstanceMetadataOptions: IMDSv2 only (HttpTokens required) with the configured hop limit."""
 
-    capability: ClassVar[str] = "instance_profiles"
     verb: ClassVar[str] = "require-imdsv2"
     hop_limit: int
     previous_tokens: str
@@ -118,14 +115,19 @@ class SetMetadataOptions(InstanceAction):
 
 
 @dataclass(frozen=True)
-class CompleteLifecycle(InstanceAction):
-    capability: ClassVar[str] = "instance_profiles"
-    verb: ClassVar[str] = "complete-lifecycle"
-    #: Releasing a lifecycle hook changes no permission; withholding it in dry run would stall scale-outs.
+class _HookAction(InstanceAction):
+    """An answer to an instance's launch lifecycle hook. Releasing or keeping a hook changes no permission;
+    withholding it in dry run would stall scale-outs."""
+
     allowed_in_dry_run: ClassVar[bool] = True
     group: str
     hook: str
     token: str
+
+
+@dataclass(frozen=True)
+class CompleteLifecycle(_HookAction):
+    verb: ClassVar[str] = "complete-lifecycle"
     result: str = "CONTINUE"
 
     def describe(self) -> str:
@@ -133,16 +135,10 @@ class CompleteLifecycle(InstanceAction):
 
 
 @dataclass(frozen=True)
-class HeartbeatLifecycle(InstanceAction):
+class HeartbeatLifecycle(_HookAction):
     """RecordLifecycleActionHeartbeat: keep a launch hook waiting while its instance is retried."""
 
-    capability: ClassVar[str] = "instance_profiles"
     verb: ClassVar[str] = "heartbeat-lifecycle"
-    #: Like completing it, keeping a hook alive changes no permission.
-    allowed_in_dry_run: ClassVar[bool] = True
-    group: str
-    hook: str
-    token: str
 
     def describe(self) -> str:
         return f"record a heartbeat on lifecycle hook {self.hook} of {self.group} for {self.instance_id}"
