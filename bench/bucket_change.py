@@ -51,7 +51,7 @@ def run(ctx: Context, buckets: int, roles: int, factor: int) -> Result:
     from rolewarden.capabilities import get
     from rolewarden.capabilities.base import Run
     from rolewarden.config import parse_config
-    from rolewarden.observe import Sink
+    from rolewarden.telemetry import Sink
     from rolewarden.triggers import SWEEP
     from rwlocal import stack as st
     from rwlocal import world

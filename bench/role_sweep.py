@@ -91,7 +91,7 @@ def run(ctx: Context, roles: int) -> Result:
     from rolewarden.capabilities import get
     from rolewarden.capabilities.base import Run
     from rolewarden.config import parse_config
-    from rolewarden.observe import Sink
+    from rolewarden.telemetry import Sink
     from rolewarden.triggers import SWEEP
 
     result = Result(NAME, sizes={"roles": roles, "noncompliant": roles // 10})

@@ -55,7 +55,7 @@ STAND_IN = (
     "from rolewarden.apply import Executor\n"
     "from rolewarden.capabilities.base import Run\n"
     "from rolewarden.config import load_config\n"
-    "from rolewarden.observe import Sink\n"
+    "from rolewarden.telemetry import Sink\n"
     "sink = Sink()\n"
     "run = Run(config=load_config(), sink=sink, executor=Executor(sink=sink), trigger='bench')\n"
     "capabilities.get('instance_profiles').reconcile(run, [triggers.SWEEP])\n"

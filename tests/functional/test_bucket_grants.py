@@ -17,7 +17,7 @@ from typing import Any
 import boto3
 import pytest
 
-from rolewarden import observe
+from rolewarden import telemetry
 from rolewarden.aws import clients
 from rolewarden.decide.grants import MAX_POLICY_CHARS, policy_size
 from rwlocal import world
@@ -37,7 +37,7 @@ bucket_grants:
 
 
 # -- harness ----------------------------------------------------------------------------------------
-class RecordingSink(observe.Sink):
+class RecordingSink(telemetry.Sink):
     made: list[RecordingSink] = []
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -146,7 +146,7 @@ def statements(document: dict[str, Any]) -> dict[str, tuple[list[str], Any]]:
     return {s["Sid"]: (s["Action"], s["Resource"]) for s in document["Statement"]}
 
 
-def findings(sink: observe.Sink, rule: str) -> list[Any]:
+def findings(sink: telemetry.Sink, rule: str) -> list[Any]:
     return [f for f in sink.findings if f.rule == rule]
 
 
@@ -317,7 +317,7 @@ def test_drifted_default_version_is_restored(grants: Any, roles: None) -> None:
     arn = policy_arn("rolewarden-grants-web-server")
     iam().set_default_policy_version(PolicyArn=arn, VersionId="v1")  # someone rolls the grant back by hand
 
-    sink = observe.Sink()
+    sink = telemetry.Sink()
     run = Run(config=load_config(), sink=sink, executor=Executor(sink=sink))
     outcomes = capabilities.get("bucket_grants").reconcile(run, [Target("policy", arn)])
     assert outcomes == {Target("policy", arn): outcomes[Target("policy", arn)]}

@@ -23,8 +23,8 @@ from botocore.awsrequest import AWSResponse, HTTPHeaders
 
 from rolewarden import breaker
 from rolewarden.cli import main
-from rolewarden.observe import Sink
 from rolewarden.runtime import Handler
+from rolewarden.telemetry import Sink
 from rwlocal import world as w
 from rwlocal.faults import Fault, count_calls, inject
 from rwlocal.pipeline import FakeContext

@@ -16,7 +16,7 @@ import pytest
 from rolewarden.apply import Executor
 from rolewarden.capabilities.base import Outcome, Run
 from rolewarden.config import load_config
-from rolewarden.observe import Sink
+from rolewarden.telemetry import Sink
 from rolewarden.triggers import SWEEP
 from rwlocal import world as w
 from rwlocal.faults import count_calls

@@ -18,8 +18,8 @@ from rolewarden.aws import clients
 from rolewarden.capabilities.base import Outcome, Run
 from rolewarden.capabilities.grants import CAPABILITY
 from rolewarden.config import load_config
-from rolewarden.observe import Sink
 from rolewarden.runtime import Handler
+from rolewarden.telemetry import Sink
 from rolewarden.triggers import SWEEP
 from rwlocal import world
 from rwlocal.pipeline import FakeContext

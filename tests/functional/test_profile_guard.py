@@ -20,7 +20,7 @@ from rolewarden.apply import Executor
 from rolewarden.capabilities import profiles as cap
 from rolewarden.capabilities.base import Run
 from rolewarden.config import load_config
-from rolewarden.observe import Sink
+from rolewarden.telemetry import Sink
 from rolewarden.triggers import SWEEP
 from rwlocal import world as w
 from rwlocal.faults import Fault, _Raw, count_calls, inject, ok_response

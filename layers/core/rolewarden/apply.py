@@ -13,7 +13,6 @@ from botocore.exceptions import BotoCoreError, ClientError
 from rolewarden.aws import ec2
 from rolewarden.aws.errors import classify, code_of, is_profile_propagation
 from rolewarden.errors import PermanentError, RetryableError
-from rolewarden.observe import Sink
 from rolewarden.plan import (
     Action,
     AssociateProfile,
@@ -23,6 +22,7 @@ from rolewarden.plan import (
     ReplaceProfile,
     SetMetadataOptions,
 )
+from rolewarden.telemetry import Sink
 
 Status = Literal["applied", "planned", "failed", "conflict", "gone"]
 A = TypeVar("A", bound=Action)

@@ -33,8 +33,8 @@ from rolewarden.decide.breaker import (
 )
 from rolewarden.errors import RoleWardenError
 from rolewarden.model import Finding
-from rolewarden.observe import Sink
 from rolewarden.records import Recorder
+from rolewarden.telemetry import Sink
 
 #: Wall clock (epoch seconds) of the windows and trips; tests replace it.
 clock: Callable[[], float] = time.time

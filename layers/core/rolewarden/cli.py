@@ -40,8 +40,8 @@ from rolewarden.capabilities.base import Run
 from rolewarden.config import Config, load_config
 from rolewarden.errors import ConfigError, RoleWardenError
 from rolewarden.model import Finding
-from rolewarden.observe import Sink
 from rolewarden.plan import Action
+from rolewarden.telemetry import Sink
 from rolewarden.triggers import SWEEP, Target
 
 ONLY = {"profiles": "instance_profiles", "grants": "bucket_grants", "compliance": "role_compliance"}

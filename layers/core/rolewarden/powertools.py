@@ -15,7 +15,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 
-from rolewarden.observe import Sink
+from rolewarden.telemetry import Sink
 
 
 def _correlation_id(event: Any) -> str | None:

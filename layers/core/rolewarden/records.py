@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from rolewarden.observe import Sink
+from rolewarden.telemetry import Sink
 
 
 def document_hash(document: Any) -> str:

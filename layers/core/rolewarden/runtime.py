@@ -40,8 +40,8 @@ from rolewarden.config import load_config
 from rolewarden.decide.profiles import RETRY_MARGIN_SECONDS
 from rolewarden.environment import number, outside_home_region, self_role_arns
 from rolewarden.errors import ConfigError, MalformedEvent
-from rolewarden.observe import Sink
 from rolewarden.sweeps import part_key, run_sweep_once
+from rolewarden.telemetry import Sink
 from rolewarden.triggers import SWEEP, Target, caller_role_arn, parse_envelope, route
 
 #: The key of a continuation message's body.

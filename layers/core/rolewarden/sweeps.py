@@ -22,7 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 from rolewarden.capabilities.base import Outcome
-from rolewarden.observe import Sink
+from rolewarden.telemetry import Sink
 
 #: How long a finished sweep's record keeps duplicates away (a sweep runs hourly by default).
 SWEEP_DEDUP_SECONDS = 6 * 3600

@@ -9,7 +9,7 @@ from typing import Literal, Protocol
 
 from rolewarden.apply import ActionResult, Executor
 from rolewarden.config import Config
-from rolewarden.observe import Sink
+from rolewarden.telemetry import Sink
 from rolewarden.triggers import Target
 
 OutcomeStatus = Literal["ok", "retry", "dead"]

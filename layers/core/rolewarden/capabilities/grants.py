@@ -61,7 +61,7 @@ from rolewarden.decide.grants import (
 )
 from rolewarden.errors import PermanentError, RetryableError
 from rolewarden.model import Finding
-from rolewarden.observe import Sink
+from rolewarden.telemetry import Sink
 from rolewarden.triggers import SWEEP, Target
 
 _FINDING_METRICS = {

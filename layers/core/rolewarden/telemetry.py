@@ -1,4 +1,4 @@
-"""Where logs, metrics and findings go. One Sink per run: Powertools Logger/Metrics in Lambda,
+"""Telemetry: where logs, metrics and findings go. One Sink per run: Powertools Logger/Metrics in Lambda,
 a plain logger and in-memory counters in the CLI and tests. Every action and refusal is one
 structured log line a person can grep."""
 
