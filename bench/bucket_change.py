@@ -47,12 +47,12 @@ def tag_event(name: str) -> dict[str, Any]:
 
 
 def run(ctx: Context, buckets: int, roles: int, factor: int) -> Result:
-    from rolewarden.apply import Executor
+    from rolewarden.aws.executor import Executor
     from rolewarden.capabilities import get
     from rolewarden.capabilities.base import Run
     from rolewarden.config import parse_config
+    from rolewarden.model.targets import SWEEP
     from rolewarden.telemetry import Sink
-    from rolewarden.triggers import SWEEP
     from rwlocal import stack as st
     from rwlocal import world
     from rwlocal.pipeline import Pipeline, function_env, put_events

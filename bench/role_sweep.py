@@ -87,12 +87,12 @@ def seed(roles: int) -> tuple[str, dict[str, str]]:
 
 
 def run(ctx: Context, roles: int) -> Result:
-    from rolewarden.apply import Executor
+    from rolewarden.aws.executor import Executor
     from rolewarden.capabilities import get
     from rolewarden.capabilities.base import Run
     from rolewarden.config import parse_config
+    from rolewarden.model.targets import SWEEP
     from rolewarden.telemetry import Sink
-    from rolewarden.triggers import SWEEP
 
     result = Result(NAME, sizes={"roles": roles, "noncompliant": roles // 10})
     ctx.fresh()

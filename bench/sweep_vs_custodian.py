@@ -52,7 +52,7 @@ policies:
 # makes, in a child process too.
 STAND_IN = (
     "from rolewarden import capabilities, triggers\n"
-    "from rolewarden.apply import Executor\n"
+    "from rolewarden.aws.executor import Executor\n"
     "from rolewarden.capabilities.base import Run\n"
     "from rolewarden.config import load_config\n"
     "from rolewarden.telemetry import Sink\n"

@@ -305,10 +305,10 @@ def test_unchanged_retrigger_writes_nothing(grants: Any, roles: None) -> None:
 
 def test_drifted_default_version_is_restored(grants: Any, roles: None) -> None:
     from rolewarden import capabilities
-    from rolewarden.apply import Executor
+    from rolewarden.aws.executor import Executor
     from rolewarden.capabilities.base import Run
     from rolewarden.config import load_config
-    from rolewarden.triggers import Target
+    from rolewarden.model.targets import Target
 
     make_bucket("drift-data", {"rolewarden:read": "web-server"})
     grants(tagged("drift-data"))

@@ -13,11 +13,11 @@ from typing import Any
 import boto3
 import pytest
 
-from rolewarden.apply import Executor
+from rolewarden.aws.executor import Executor
 from rolewarden.capabilities.base import Outcome, Run
 from rolewarden.config import load_config
+from rolewarden.model.targets import SWEEP
 from rolewarden.telemetry import Sink
-from rolewarden.triggers import SWEEP
 from rwlocal import world as w
 from rwlocal.faults import count_calls
 from rwlocal.scenes.compliance import ADMIN_ARN

@@ -13,14 +13,14 @@ from typing import Any
 import boto3
 import pytest
 
-from rolewarden.apply import Executor
 from rolewarden.aws import clients
+from rolewarden.aws.executor import Executor
 from rolewarden.capabilities.base import Outcome, Run
 from rolewarden.capabilities.grants import CAPABILITY
 from rolewarden.config import load_config
+from rolewarden.model.targets import SWEEP
 from rolewarden.runtime import Handler
 from rolewarden.telemetry import Sink
-from rolewarden.triggers import SWEEP
 from rwlocal import world
 from rwlocal.pipeline import FakeContext
 

@@ -16,12 +16,12 @@ import boto3
 import pytest
 from botocore.awsrequest import AWSResponse, HTTPHeaders
 
-from rolewarden.apply import Executor
+from rolewarden.aws.executor import Executor
 from rolewarden.capabilities import profiles as cap
 from rolewarden.capabilities.base import Run
 from rolewarden.config import load_config
+from rolewarden.model.targets import SWEEP
 from rolewarden.telemetry import Sink
-from rolewarden.triggers import SWEEP
 from rwlocal import world as w
 from rwlocal.faults import Fault, _Raw, count_calls, inject, ok_response
 from tests.functional.helpers import invoke, load_app, sample, sink_of

@@ -24,8 +24,8 @@ import pytest
 
 from rolewarden import runtime
 from rolewarden.capabilities.base import Outcome, Run
+from rolewarden.model.targets import SWEEP, Target
 from rolewarden.runtime import Handler, parse_continuation, retry_delay
-from rolewarden.triggers import SWEEP, Target
 from rwlocal import world as w
 from rwlocal.faults import Fault, count_calls, inject
 from rwlocal.stack import load_template

@@ -11,8 +11,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "layers" / "core" / "rolewarden"
 PURE = [
     PACKAGE / "config.py",
-    PACKAGE / "model.py",
-    PACKAGE / "plan.py",
+    *sorted((PACKAGE / "model").glob("*.py")),
     PACKAGE / "triggers.py",
     *sorted((PACKAGE / "decide").glob("*.py")),
 ]

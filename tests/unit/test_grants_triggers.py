@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from rolewarden.triggers import ROUTES, Target, parse_envelope, route
+from rolewarden.model.targets import Target
+from rolewarden.triggers import ROUTES, parse_envelope, route
 from rwlocal.stack import load_template
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"

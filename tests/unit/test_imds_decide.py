@@ -8,8 +8,8 @@ import pytest
 
 from rolewarden.config import InstanceMetadata, InstanceProfiles, MetadataExemption, ProfileRule
 from rolewarden.decide.profiles import decide_instance, decide_metadata
-from rolewarden.model import Association, InstanceView, MetadataOptions, ProfileInfo
-from rolewarden.plan import AssociateProfile, ReplaceProfile, SetMetadataOptions
+from rolewarden.model.instances import Association, InstanceView, MetadataOptions, ProfileInfo
+from rolewarden.model.profiles import AssociateProfile, ReplaceProfile, SetMetadataOptions
 
 PATH = "/rolewarden/"
 WEB = ProfileInfo("web-server", "arn:aws:iam::1:instance-profile/web-server", ("web",), (PATH,), guard=())

@@ -15,9 +15,10 @@ from rolewarden.config import Config, InstanceProfiles, ProfileRule, parse_confi
 from rolewarden.decide import profiles as p
 from rolewarden.decide.compliance import AttachedPolicy, ManagedPolicyView, RoleView
 from rolewarden.errors import ConfigError
-from rolewarden.model import GuardFinding, InstanceView, ProfileInfo
-from rolewarden.plan import AssociateProfile
-from rolewarden.triggers import IAM_PROFILE_EVENTS, Target, parse_envelope, route
+from rolewarden.model.instances import GuardFinding, InstanceView, ProfileInfo
+from rolewarden.model.profiles import AssociateProfile
+from rolewarden.model.targets import Target
+from rolewarden.triggers import IAM_PROFILE_EVENTS, parse_envelope, route
 
 ROOT = Path(__file__).resolve().parents[2]
 PATH = "/rolewarden/"

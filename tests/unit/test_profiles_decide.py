@@ -6,8 +6,8 @@ import pytest
 
 from rolewarden.config import InstanceProfiles, ProfileRule
 from rolewarden.decide.profiles import assignable, decide_instance, desired_profile, rule_matches
-from rolewarden.model import Association, InstanceView, ProfileInfo
-from rolewarden.plan import AssociateProfile, ReassociateProfile, ReplaceProfile
+from rolewarden.model.instances import Association, InstanceView, ProfileInfo
+from rolewarden.model.profiles import AssociateProfile, ReassociateProfile, ReplaceProfile
 
 PATH = "/rolewarden/"
 #: guard=(): the tag guard judged the role and it fails no rule (tests/unit/test_profile_guard.py covers the rest)

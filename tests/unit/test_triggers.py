@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from rolewarden.errors import MalformedEvent
-from rolewarden.triggers import SWEEP, Target, parse_envelope, route
+from rolewarden.model.targets import SWEEP, Target
+from rolewarden.triggers import parse_envelope, route
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 INSTANCE = "i-0123456789abcdef0"

@@ -32,7 +32,7 @@ from rolewarden.decide.breaker import (
     window_at,
 )
 from rolewarden.errors import RoleWardenError
-from rolewarden.model import Finding
+from rolewarden.model.findings import Finding
 from rolewarden.records import Recorder
 from rolewarden.telemetry import Sink
 

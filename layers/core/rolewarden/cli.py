@@ -35,14 +35,14 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
 
 from rolewarden import capabilities
-from rolewarden.apply import ActionResult, Executor
+from rolewarden.aws.executor import ActionResult, Executor
 from rolewarden.capabilities.base import Run
 from rolewarden.config import Config, load_config
 from rolewarden.errors import ConfigError, RoleWardenError
-from rolewarden.model import Finding
-from rolewarden.plan import Action
+from rolewarden.model.actions import Action
+from rolewarden.model.findings import Finding
+from rolewarden.model.targets import SWEEP, Target
 from rolewarden.telemetry import Sink
-from rolewarden.triggers import SWEEP, Target
 
 ONLY = {"profiles": "instance_profiles", "grants": "bucket_grants", "compliance": "role_compliance"}
 DEFAULT_CONFIG = "config/rolewarden.yaml"

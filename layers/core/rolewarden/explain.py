@@ -9,7 +9,7 @@ from rolewarden.aws import ec2
 from rolewarden.capabilities.profiles import lookup_profiles
 from rolewarden.config import Config, ProfileRule
 from rolewarden.decide.profiles import assignable, decide_instance, desired_profile
-from rolewarden.model import InstanceView
+from rolewarden.model.instances import InstanceView
 
 
 def _rule_verdict(rule: ProfileRule, tags: dict[str, str]) -> str:

@@ -34,15 +34,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rolewarden import capabilities
-from rolewarden.apply import Executor
+from rolewarden.aws.executor import Executor
 from rolewarden.capabilities.base import Outcome, Run
 from rolewarden.config import load_config
 from rolewarden.decide.profiles import RETRY_MARGIN_SECONDS
 from rolewarden.environment import number, outside_home_region, self_role_arns
 from rolewarden.errors import ConfigError, MalformedEvent
+from rolewarden.model.targets import SWEEP, Target
 from rolewarden.sweeps import part_key, run_sweep_once
 from rolewarden.telemetry import Sink
-from rolewarden.triggers import SWEEP, Target, caller_role_arn, parse_envelope, route
+from rolewarden.triggers import caller_role_arn, parse_envelope, route
 
 #: The key of a continuation message's body.
 CONTINUATION = "rolewarden-continuation"

@@ -8,7 +8,7 @@ import logging
 from collections import Counter
 from typing import Any
 
-from rolewarden.model import Finding
+from rolewarden.model.findings import Finding
 
 _LEVELS = {"DEBUG": logging.DEBUG, "INFO": logging.INFO, "WARNING": logging.WARNING, "ERROR": logging.ERROR}
 

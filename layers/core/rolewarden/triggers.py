@@ -9,31 +9,19 @@ from __future__ import annotations
 import calendar
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Any
 
 from rolewarden.errors import MalformedEvent
-from rolewarden.model import LifecycleAction
+from rolewarden.model.instances import LifecycleAction
+from rolewarden.model.targets import SWEEP, Target
 
-TargetKind = Literal["instance", "bucket", "role", "policy", "profile", "sweep"]
 INSTANCE_ID_RE = re.compile(r"^i-[0-9a-f]{8,17}$")
 _INSTANCE_ARN_RE = re.compile(r"^arn:aws[a-z-]*:ec2:[a-z0-9-]+:\d{12}:instance/(i-[0-9a-f]{8,17})$")
 CLOUDTRAIL = "AWS API Call via CloudTrail"
 SCHEDULED = "Scheduled Event"
 
 
-@dataclass(frozen=True)
-class Target:
-    kind: TargetKind
-    id: str
-    lifecycle: LifecycleAction | None = field(default=None, compare=False, hash=False)
-    #: Epoch seconds of the launch event (EC2 state change, Auto Scaling launch or launch lifecycle
-    #: action) that named the instance; None for other events. A young launch's instance that EC2
-    #: does not show yet is retried, not skipped.
-    launched_at: float | None = field(default=None, compare=False, hash=False)
-
-
-SWEEP = Target("sweep", "*")
 _EVENT_TIME_RE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.\d+)?Z$")
 
 

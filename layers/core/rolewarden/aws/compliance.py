@@ -25,9 +25,9 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from rolewarden.apply import Conflict, Executor, Gone, handles, metric_name
 from rolewarden.aws.clients import client
 from rolewarden.aws.errors import classify, code_of, raise_instead
+from rolewarden.aws.executor import Conflict, Executor, Gone, handles, metric_name
 from rolewarden.decide.compliance import (
     REMEDIATION_ACTIONS,
     SERVICE_LINKED_PATH,
@@ -47,7 +47,7 @@ from rolewarden.decide.compliance import (
     policy_path_and_name,
 )
 from rolewarden.errors import PermanentError
-from rolewarden.plan import Action
+from rolewarden.model.actions import Action
 
 #: IAM's hard quota of managed policies per role; more in an answer means something is wrong.
 MAX_ATTACHED = 20

@@ -10,7 +10,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from rolewarden.aws.clients import client
 from rolewarden.aws.errors import classify, code_of
 from rolewarden.errors import RetryableError
-from rolewarden.model import Association, InstanceView, MetadataOptions
+from rolewarden.model.instances import Association, InstanceView, MetadataOptions
 
 #: EC2 accepts up to 200 values in one filter.
 FILTER_CHUNK = 200

@@ -22,9 +22,9 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from rolewarden.apply import Conflict, Executor, Gone, handles, metric_name
 from rolewarden.aws.clients import client
 from rolewarden.aws.errors import classify, code_of, raise_instead
+from rolewarden.aws.executor import Conflict, Executor, Gone, handles, metric_name
 from rolewarden.decide.grants import (
     POLICY_PREFIX,
     AttachGrantPolicy,

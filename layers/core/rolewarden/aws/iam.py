@@ -9,7 +9,7 @@ from rolewarden.aws import compliance as iam_roles
 from rolewarden.aws.clients import client
 from rolewarden.aws.errors import classify, code_of
 from rolewarden.decide.compliance import ManagedPolicyView, RoleView, is_grant_policy
-from rolewarden.model import ProfileInfo
+from rolewarden.model.instances import ProfileInfo
 
 
 def get_instance_profile(name: str) -> ProfileInfo | None:

@@ -7,10 +7,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-from rolewarden.apply import ActionResult, Executor
+from rolewarden.aws.executor import ActionResult, Executor
 from rolewarden.config import Config
+from rolewarden.model.targets import Target
 from rolewarden.telemetry import Sink
-from rolewarden.triggers import Target
 
 OutcomeStatus = Literal["ok", "retry", "dead"]
 

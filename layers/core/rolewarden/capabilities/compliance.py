@@ -45,10 +45,10 @@ from rolewarden.decide.compliance import (
 )
 from rolewarden.environment import self_role_arns
 from rolewarden.errors import PermanentError, RetryableError, RoleWardenError
-from rolewarden.model import Finding
+from rolewarden.model.findings import Finding
+from rolewarden.model.targets import Target
 from rolewarden.records import Record, Recorder
 from rolewarden.telemetry import Sink
-from rolewarden.triggers import Target
 
 RECORD_KIND = "remediation"
 ROLLBACK_KIND = "rollback"

@@ -34,8 +34,8 @@ from collections.abc import Callable, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from typing import Any
 
-from rolewarden.apply import Executor
 from rolewarden.aws import grants as aws
+from rolewarden.aws.executor import Executor
 from rolewarden.capabilities.base import Outcome, Run
 from rolewarden.config import Config
 from rolewarden.decide.grants import (
@@ -60,9 +60,9 @@ from rolewarden.decide.grants import (
     trusted_grants,
 )
 from rolewarden.errors import PermanentError, RetryableError
-from rolewarden.model import Finding
+from rolewarden.model.findings import Finding
+from rolewarden.model.targets import SWEEP, Target
 from rolewarden.telemetry import Sink
-from rolewarden.triggers import SWEEP, Target
 
 _FINDING_METRICS = {
     "grant-refused": "GrantsRefused",

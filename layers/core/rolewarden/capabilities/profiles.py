@@ -36,9 +36,10 @@ from rolewarden.decide.profiles import (
     profile_refusal,
 )
 from rolewarden.errors import PermanentError, RetryableError
-from rolewarden.model import Finding, GuardFinding, InstanceView, LifecycleAction, ProfileInfo
-from rolewarden.plan import CompleteLifecycle, HeartbeatLifecycle, SetMetadataOptions
-from rolewarden.triggers import Target
+from rolewarden.model.findings import Finding
+from rolewarden.model.instances import GuardFinding, InstanceView, LifecycleAction, ProfileInfo
+from rolewarden.model.profiles import CompleteLifecycle, HeartbeatLifecycle, SetMetadataOptions
+from rolewarden.model.targets import Target
 
 #: Seconds a profile read from IAM, with the guard's verdict on its role, is reused by a warm
 #: function. Why 60 s: a launch burst reads the same few profiles in every batch, and without a cache

@@ -2,7 +2,7 @@
 
 No boto3, no os.environ, no clock. Inputs are the observed roles and managed policies (``RoleView``,
 ``ManagedPolicyView``) and the config; outputs are findings-to-be (``Violation``) and explicit
-actions (subclasses of ``rolewarden.plan.Action``) that ``rolewarden.aws.compliance`` carries out.
+actions (subclasses of ``rolewarden.model.actions.Action``) that ``rolewarden.aws.compliance`` carries out.
 
 Each rule is a small registered object (Cloud Custodian style) that declares its ``id``, what it
 ``checks``, its ``remedy`` and the IAM ``permissions`` that remedy needs; a unit test checks those
@@ -34,7 +34,7 @@ from typing import Any, ClassVar, Literal
 
 from rolewarden.config import Config, RuleMode
 from rolewarden.decide.escalation_paths import PASS_ROLE, PATHS, EscalationPath, Need
-from rolewarden.plan import Action
+from rolewarden.model.actions import Action
 
 CAPABILITY_NAME = "role_compliance"
 SERVICE_LINKED_PATH = "/aws-service-role/"

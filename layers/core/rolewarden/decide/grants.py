@@ -32,8 +32,8 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 from rolewarden.config import ROLE_NAME_RE, Config
-from rolewarden.model import Finding
-from rolewarden.plan import Action
+from rolewarden.model.actions import Action
+from rolewarden.model.findings import Finding
 
 CAPABILITY = "bucket_grants"
 POLICY_PREFIX = "rolewarden-grants-"

@@ -14,8 +14,9 @@ from rolewarden.decide.compliance import (
     RuleContext,
     registered_rules,
 )
-from rolewarden.model import Association, GuardFinding, InstanceView, ProfileInfo
-from rolewarden.plan import Action, AssociateProfile, ReassociateProfile, ReplaceProfile, SetMetadataOptions
+from rolewarden.model.actions import Action
+from rolewarden.model.instances import Association, GuardFinding, InstanceView, ProfileInfo
+from rolewarden.model.profiles import AssociateProfile, ReassociateProfile, ReplaceProfile, SetMetadataOptions
 
 Verdict = Literal[
     "associate",  # nothing attached: attach the desired profile

@@ -1,12 +1,10 @@
-"""Observed state, as plain frozen data. Built by ``rolewarden.aws`` and read by ``rolewarden.decide``."""
+"""Observed EC2 state (instances, associations, instance profiles, lifecycle hooks), as plain frozen data.
+Built by ``rolewarden.aws`` and read by ``rolewarden.decide``."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any, Literal
-
-Severity = Literal["INFO", "WARNING", "ERROR"]
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
@@ -72,25 +70,3 @@ class LifecycleAction:
     hook: str
     token: str
     instance_id: str
-
-
-@dataclass(frozen=True)
-class Finding:
-    """Something a person should know: a refusal, a drift, a remediation. One structured log line each."""
-
-    capability: str
-    resource: str
-    rule: str
-    message: str
-    severity: Severity = "WARNING"
-    details: Mapping[str, Any] = field(default_factory=dict)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "capability": self.capability,
-            "resource": self.resource,
-            "rule": self.rule,
-            "severity": self.severity,
-            "message": self.message,
-            "details": dict(self.details),
-        }

@@ -13,8 +13,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from rolewarden.aws import ec2
 from rolewarden.aws.errors import classify, code_of, is_profile_propagation
 from rolewarden.errors import PermanentError, RetryableError
-from rolewarden.plan import (
-    Action,
+from rolewarden.model.actions import Action
+from rolewarden.model.profiles import (
     AssociateProfile,
     CompleteLifecycle,
     HeartbeatLifecycle,

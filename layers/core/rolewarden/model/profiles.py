@@ -1,45 +1,14 @@
-"""Actions: explicit, serialisable steps that one executor applies (or only logs, in dry run).
-
-Each capability's decision code returns actions; ``rolewarden.apply`` maps each action type to
-the AWS calls that carry it out. An action names the resource it changes, so the executor can
-check scope and record it.
-"""
+"""The instance-profiles capability's actions (on one instance each, or on its lifecycle hook)."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Any, ClassVar
+from dataclasses import dataclass
+from typing import ClassVar
 
-from rolewarden.triggers import Target
-
-
-@dataclass(frozen=True)
-class Action:
-    """Base class. ``capability`` and ``verb`` are class-level; fields are the parameters."""
-
-    capability: ClassVar[str] = ""
-    verb: ClassVar[str] = ""
-    allowed_in_dry_run: ClassVar[bool] = False
-
-    @property
-    def resource(self) -> str:  # pragma: no cover - every subclass overrides
-        raise NotImplementedError
-
-    @property
-    def target(self) -> Target | None:
-        """The one resource a reconcile must re-read to decide this action again, when there is one (an
-        instance for a profile change). None: deciding it again takes the capability's sweep (a grant
-        depends on every bucket's tags; compliance re-reads all roles in one paginated call anyway)."""
-        return None
-
-    def describe(self) -> str:
-        return f"{self.verb} {self.resource}"
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"action": self.verb, "capability": self.capability, "resource": self.resource, **asdict(self)}
+from rolewarden.model.actions import Action
+from rolewarden.model.targets import Target
 
 
-# -- instance profiles -----------------------------------------------------------------------
 @dataclass(frozen=True)
 class InstanceAction(Action):
     """An action on one instance: the instance is its resource and the target a reconcile re-reads."""
@@ -142,18 +111,3 @@ class HeartbeatLifecycle(_HookAction):
 
     def describe(self) -> str:
         return f"record a heartbeat on lifecycle hook {self.hook} of {self.group} for {self.instance_id}"
-
-
-@dataclass
-class Plan:
-    """An ordered list of actions plus the findings that came with deciding them."""
-
-    actions: list[Action] = field(default_factory=list)
-    findings: list[Any] = field(default_factory=list)
-
-    def extend(self, other: Plan) -> None:
-        self.actions.extend(other.actions)
-        self.findings.extend(other.findings)
-
-    def __bool__(self) -> bool:
-        return bool(self.actions)

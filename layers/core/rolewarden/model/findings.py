@@ -1,0 +1,31 @@
+"""Findings: what RoleWarden refused, could not do, or saw wrong; one shape for every capability."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Severity = Literal["INFO", "WARNING", "ERROR"]
+
+
+@dataclass(frozen=True)
+class Finding:
+    """Something a person should know: a refusal, a drift, a remediation. One structured log line each."""
+
+    capability: str
+    resource: str
+    rule: str
+    message: str
+    severity: Severity = "WARNING"
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "capability": self.capability,
+            "resource": self.resource,
+            "rule": self.rule,
+            "severity": self.severity,
+            "message": self.message,
+            "details": dict(self.details),
+        }
