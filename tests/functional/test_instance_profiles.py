@@ -396,7 +396,7 @@ def test_an_association_that_appeared_meanwhile_is_re_read(
     """DescribeInstances showed no profile, but one was attached before the write: EC2 answers
     IncorrectState; RoleWarden reads the association and replaces it. The race is staged by
     attaching 'other' right after RoleWarden's read."""
-    from rolewarden.aws import ec2 as rw_ec2
+    from rolewarden.aws import profiles as rw_ec2
 
     web = w.run_instance({"rolewarden:profile": "web"})
     real_describe = rw_ec2.describe_instances
@@ -440,7 +440,7 @@ def test_two_containers_replacing_one_instance_write_once(
     (moto would accept it; the fault proxy plays EC2's association ids, rwlocal.hostile.Associations).
     RoleWarden re-reads that instance's association, finds the profile right and writes nothing more."""
     from rolewarden.aws import clients
-    from rolewarden.aws import ec2 as rw_ec2
+    from rolewarden.aws import profiles as rw_ec2
     from rwlocal.proxy import ChaosProxy
 
     write_config()

@@ -340,7 +340,7 @@ def _run(cursor: str | None, deadline: float | None) -> Run:
 def test_a_sweep_past_its_budget_continues_from_its_cursor_to_the_same_end(
     app: Any, profiles: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from rolewarden.aws import ec2
+    from rolewarden.aws import profiles as ec2
 
     monkeypatch.setattr(ec2, "SWEEP_PAGE_SIZE", 5)  # EC2's smallest page
     web = [w.run_instance({"rolewarden:profile": "web"}) for _ in range(8)]

@@ -11,7 +11,7 @@ Reads
   version's document never changes). Bounded by IAM's quotas (20 attached policies per role).
 * Per policy: ListEntitiesForPolicy(EntityFilter=Role, PathPrefix=<managed path>).
 
-Writes: the executor functions registered with ``@handles`` for the actions of
+Writes: the executor functions of ``EXECUTORS`` (at the end) for the actions of
 ``rolewarden.decide.compliance``; each re-checks that the role is under its action's scope first.
 """
 
@@ -27,7 +27,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from rolewarden.aws.clients import client
 from rolewarden.aws.errors import classify, code_of, raise_instead
-from rolewarden.aws.executor import Conflict, Executor, Gone, handles, metric_name
+from rolewarden.aws.executor import Conflict, Executor, ExecutorFunction, Gone
 from rolewarden.decide.compliance import (
     REMEDIATION_ACTIONS,
     SERVICE_LINKED_PATH,
@@ -258,7 +258,6 @@ def _current_inline(role: str, policy: str) -> str:
     return canonical_json(load_document(raw["PolicyDocument"]))
 
 
-@handles(DetachManagedPolicy)
 def _apply_detach(ex: Executor, action: DetachManagedPolicy) -> dict[str, Any]:
     _guard(action)
     with raise_instead("NoSuchEntity", Gone(f"{action.policy_arn} is no longer attached to {action.role_name}")):
@@ -266,7 +265,6 @@ def _apply_detach(ex: Executor, action: DetachManagedPolicy) -> dict[str, Any]:
     return {"policy": action.policy_arn, "rules": list(action.rules)}
 
 
-@handles(RewriteInlinePolicy)
 def _apply_rewrite(ex: Executor, action: RewriteInlinePolicy) -> dict[str, Any]:
     _guard(action)
     if _current_inline(action.role_name, action.policy_name) != action.expected:
@@ -277,7 +275,6 @@ def _apply_rewrite(ex: Executor, action: RewriteInlinePolicy) -> dict[str, Any]:
     return {"policy": action.policy_name, "removed_statements": list(action.removed), "rules": list(action.rules)}
 
 
-@handles(DeleteInlinePolicy)
 def _apply_delete_inline(ex: Executor, action: DeleteInlinePolicy) -> dict[str, Any]:
     _guard(action)
     if _current_inline(action.role_name, action.policy_name) != action.expected:
@@ -287,7 +284,6 @@ def _apply_delete_inline(ex: Executor, action: DeleteInlinePolicy) -> dict[str, 
     return {"policy": action.policy_name, "rules": list(action.rules)}
 
 
-@handles(ReplaceTrustPolicy)
 def _apply_trust(ex: Executor, action: ReplaceTrustPolicy) -> dict[str, Any]:
     _guard(action)
     with raise_instead("NoSuchEntity", Gone(f"role {action.role_name} no longer exists")):
@@ -295,7 +291,6 @@ def _apply_trust(ex: Executor, action: ReplaceTrustPolicy) -> dict[str, Any]:
     return {"rules": list(action.rules)}
 
 
-@handles(PutBoundary)
 def _apply_boundary(ex: Executor, action: PutBoundary) -> dict[str, Any]:
     _guard(action)
     # NoSuchEntity here may mean the role or the configured boundary policy is missing: IAM uses
@@ -304,7 +299,6 @@ def _apply_boundary(ex: Executor, action: PutBoundary) -> dict[str, Any]:
     return {"boundary": action.boundary_arn, "rules": list(action.rules)}
 
 
-@handles(CreateInstanceProfile)
 def _apply_instance_profile(ex: Executor, action: CreateInstanceProfile) -> dict[str, Any]:
     """Create the profile (an existing one of that name is used as is) and add the role. IAM allows one
     role per profile: a profile of that name that holds another role is a permanent failure, not overwritten."""
@@ -341,7 +335,6 @@ def _apply_instance_profile(ex: Executor, action: CreateInstanceProfile) -> dict
     }
 
 
-@handles(PutInlinePolicy)
 def _apply_put_inline(ex: Executor, action: PutInlinePolicy) -> dict[str, Any]:
     """An inline policy RoleWarden owns (the instance-credential perimeter): written only if it is still what
     was read (absent, or the same document), so a concurrent change is re-read rather than overwritten."""
@@ -357,10 +350,6 @@ def _apply_put_inline(ex: Executor, action: PutInlinePolicy) -> dict[str, Any]:
             RoleName=action.role_name, PolicyName=action.policy_name, PolicyDocument=action.document
         )
     return {"policy": action.policy_name, "rules": list(action.rules)}
-
-
-for _action_type in REMEDIATION_ACTIONS:
-    metric_name(_action_type, "Remediated")
 
 
 # ------------------------------------------------------------------ rollback writes
@@ -439,3 +428,18 @@ def release_remediation(table: str, role: str, owner: str, applied: Iterable[str
     if applied is not None:
         sets = {"applied": {"S": json.dumps(sorted(applied))}, "applied_at": {"N": str(now)}}
     _give_back(table, _remediation_key(role), owner, sets)
+
+
+# -- the declared executor table (rolewarden.aws.executor finds it through EXECUTOR_MODULES) ----------
+#: The function that carries out each action type of this capability.
+EXECUTORS: dict[type[Action], ExecutorFunction] = {
+    DetachManagedPolicy: _apply_detach,
+    RewriteInlinePolicy: _apply_rewrite,
+    DeleteInlinePolicy: _apply_delete_inline,
+    ReplaceTrustPolicy: _apply_trust,
+    PutBoundary: _apply_boundary,
+    CreateInstanceProfile: _apply_instance_profile,
+    PutInlinePolicy: _apply_put_inline,
+}
+#: The metric each action counts when it is applied: every remediation counts as "Remediated".
+METRICS: dict[type[Action], str] = dict.fromkeys(REMEDIATION_ACTIONS, "Remediated")

@@ -5,7 +5,7 @@ tags), ``list_buckets`` (ListBuckets, once per sweep) and ``read_iam`` (one pagi
 GetAccountAuthorizationDetails for roles and local managed policies: every role, and every generated
 policy with all its versions, documents and attachments, in one pass).
 
-Writes happen only through the functions registered with ``@handles`` below; each re-checks that the
+Writes happen only through the functions of ``EXECUTORS`` below; each re-checks that the
 policy ARN is a generated policy under the managed path and that the role is under it (defence in depth
 behind the function's IAM policy), and records every new default version with ``Recorder``.
 """
@@ -24,7 +24,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from rolewarden.aws.clients import client
 from rolewarden.aws.errors import classify, code_of, raise_instead
-from rolewarden.aws.executor import Conflict, Executor, Gone, handles, metric_name
+from rolewarden.aws.executor import Conflict, Executor, ExecutorFunction, Gone
 from rolewarden.decide.grants import (
     POLICY_PREFIX,
     AttachGrantPolicy,
@@ -42,6 +42,7 @@ from rolewarden.decide.grants import (
     RotateGrantPolicy,
 )
 from rolewarden.errors import PermanentError
+from rolewarden.model.actions import Action
 from rolewarden.records import Recorder
 
 _KMS_KEY_ARN_RE = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]+$")
@@ -213,7 +214,6 @@ def _detach(role: str, policy_arn: str) -> None:
 
 
 # -- executor functions ----------------------------------------------------------------------------
-@handles(CreateGrantPolicy)
 def _apply_create(ex: Executor, action: CreateGrantPolicy) -> dict[str, Any]:
     _guard(action, action.role_path)
     try:
@@ -234,7 +234,6 @@ def _apply_create(ex: Executor, action: CreateGrantPolicy) -> dict[str, Any]:
     return {"policy": arn, "version": version, "document_hash": action.document_hash, "role": action.role}
 
 
-@handles(RotateGrantPolicy)
 def _apply_rotate(ex: Executor, action: RotateGrantPolicy) -> dict[str, Any]:
     _guard(action)
     iam = client("iam")
@@ -272,7 +271,6 @@ def _apply_rotate(ex: Executor, action: RotateGrantPolicy) -> dict[str, Any]:
     }
 
 
-@handles(RestoreGrantVersion)
 def _apply_restore(ex: Executor, action: RestoreGrantVersion) -> dict[str, Any]:
     _guard(action)
     with raise_instead("NoSuchEntity", Conflict(f"{action.version_id} of {action.policy_name} is gone")):
@@ -283,21 +281,18 @@ def _apply_restore(ex: Executor, action: RestoreGrantVersion) -> dict[str, Any]:
     return {"policy": action.policy_arn, "version": action.version_id, "previous_version": action.previous_version}
 
 
-@handles(AttachGrantPolicy)
 def _apply_attach(ex: Executor, action: AttachGrantPolicy) -> dict[str, Any]:
     _guard(action, action.role_path)
     _attach(action.role, action.policy_arn)
     return {"policy": action.policy_arn, "role": action.role}
 
 
-@handles(DetachGrantPolicy)
 def _apply_detach(ex: Executor, action: DetachGrantPolicy) -> dict[str, Any]:
     _guard(action, action.from_role_path)
     _detach(action.from_role, action.policy_arn)
     return {"policy": action.policy_arn, "detached_from": action.from_role}
 
 
-@handles(DeleteGrantPolicy)
 def _apply_delete(ex: Executor, action: DeleteGrantPolicy) -> dict[str, Any]:
     _guard(action)
     iam = client("iam")
@@ -325,14 +320,6 @@ def _apply_delete(ex: Executor, action: DeleteGrantPolicy) -> dict[str, Any]:
         {"role": action.role, "policy": action.policy_arn, "trigger": ex.trigger, "versions": action.delete_versions},
     )
     return {"policy": action.policy_arn, "detached_from": list(action.detach_from), "role": action.role}
-
-
-metric_name(CreateGrantPolicy, "GrantPolicyCreated")
-metric_name(RotateGrantPolicy, "PolicyRotated")
-metric_name(RestoreGrantVersion, "PolicyRestored")
-metric_name(AttachGrantPolicy, "GrantPolicyAttached")
-metric_name(DetachGrantPolicy, "GrantPolicyDetached")
-metric_name(DeleteGrantPolicy, "GrantPolicyDeleted")
 
 
 # -- RoleWarden's own record of grants (the state table) ---------------------------------------------
@@ -555,3 +542,24 @@ def role_record(table: str, role: str) -> RoleRecord:
         elif sk == "published" and "parts" in item:
             published = Published(json.loads(item["parts"]["S"]), float(item["time"]["N"]))
     return RoleRecord(grants, published)
+
+
+# -- the declared executor table (rolewarden.aws.executor finds it through EXECUTOR_MODULES) ----------
+#: The function that carries out each action type of this capability.
+EXECUTORS: dict[type[Action], ExecutorFunction] = {
+    CreateGrantPolicy: _apply_create,
+    RotateGrantPolicy: _apply_rotate,
+    RestoreGrantVersion: _apply_restore,
+    AttachGrantPolicy: _apply_attach,
+    DetachGrantPolicy: _apply_detach,
+    DeleteGrantPolicy: _apply_delete,
+}
+#: The metric each action counts when it is applied.
+METRICS: dict[type[Action], str] = {
+    CreateGrantPolicy: "GrantPolicyCreated",
+    RotateGrantPolicy: "PolicyRotated",
+    RestoreGrantVersion: "PolicyRestored",
+    AttachGrantPolicy: "GrantPolicyAttached",
+    DetachGrantPolicy: "GrantPolicyDetached",
+    DeleteGrantPolicy: "GrantPolicyDeleted",
+}

@@ -21,7 +21,8 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from rolewarden.aws import ec2, iam
+from rolewarden.aws import iam
+from rolewarden.aws import profiles as ec2
 from rolewarden.capabilities.base import Outcome, Run
 from rolewarden.config import Config
 from rolewarden.decide.profiles import (

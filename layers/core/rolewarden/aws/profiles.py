@@ -1,4 +1,6 @@
-"""EC2 and Auto Scaling: batched reads of instances and associations; the association writes."""
+"""The instance-profiles capability's AWS side: batched EC2 reads of instances and associations, the
+association, metadata-option and lifecycle-hook writes, and the executors of the profile actions
+(``EXECUTORS``/``METRICS``, found by ``rolewarden.aws.executor`` through its declared table)."""
 
 from __future__ import annotations
 
@@ -8,9 +10,19 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from rolewarden.aws.clients import client
-from rolewarden.aws.errors import classify, code_of
+from rolewarden.aws.errors import classify, code_of, is_profile_propagation
+from rolewarden.aws.executor import Conflict, Executor, ExecutorFunction, Gone
 from rolewarden.errors import RetryableError
+from rolewarden.model.actions import Action
 from rolewarden.model.instances import Association, InstanceView, MetadataOptions
+from rolewarden.model.profiles import (
+    AssociateProfile,
+    CompleteLifecycle,
+    HeartbeatLifecycle,
+    ReassociateProfile,
+    ReplaceProfile,
+    SetMetadataOptions,
+)
 
 #: EC2 accepts up to 200 values in one filter.
 FILTER_CHUNK = 200
@@ -197,3 +209,131 @@ def record_lifecycle_action_heartbeat(group: str, hook: str, token: str, instanc
         LifecycleActionToken=token,
         InstanceId=instance_id,
     )
+
+
+# -- the executors of the profile actions -----------------------------------------------------------------------
+def _associate_with_backoff(
+    ex: Executor, instance_id: str, profile_arn: str, *, after_disassociate: bool = False
+) -> str:
+    """AssociateIamInstanceProfile, retrying the two transient answers EC2 gives:
+    a profile IAM has not propagated yet, and (just after a disassociate) the old association still
+    disassociating. Past the budget it raises RetryableError so the record is redelivered."""
+    delay, waited = 1.0, 0.0
+    while True:
+        try:
+            return associate(instance_id, profile_arn)
+        except ClientError as exc:
+            code = code_of(exc)
+            transient = is_profile_propagation(exc) or (after_disassociate and code == "IncorrectState")
+            if code == "IncorrectState" and not after_disassociate:
+                raise Conflict(f"{instance_id} already has an association") from exc
+            if code == "InvalidInstanceID.NotFound":
+                raise Gone(f"{instance_id} no longer exists") from exc
+            if not transient:
+                raise
+            if waited >= ex.propagation_budget:
+                raise RetryableError(
+                    f"associate {profile_arn} with {instance_id}: still {code} after {waited:.0f}s "
+                    "(IAM eventual consistency); the record will be redelivered",
+                    code,
+                ) from exc
+            ex.sink.log(
+                "INFO",
+                f"{code} associating {instance_id}; retrying in {delay:.0f}s",
+                resource=instance_id,
+                error_code=code,
+            )
+            ex.sleep(delay)
+            waited += delay
+            delay = min(delay * 2, 16.0)
+
+
+def _apply_associate(ex: Executor, action: AssociateProfile) -> dict[str, Any]:
+    association_id = _associate_with_backoff(ex, action.instance_id, action.profile_arn)
+    return {"association_id": association_id, "profile": action.profile_name}
+
+
+def _apply_replace(ex: Executor, action: ReplaceProfile) -> dict[str, Any]:
+    delay, waited = 1.0, 0.0
+    while True:
+        try:
+            association_id = replace(action.association_id, action.profile_arn)
+            return {"association_id": association_id, "profile": action.profile_name, "previous": action.previous_arn}
+        except ClientError as exc:
+            code = code_of(exc)
+            if code in ("IncorrectState", "InvalidAssociationID.NotFound"):
+                raise Conflict(f"association {action.association_id} is no longer active") from exc
+            if not is_profile_propagation(exc):
+                raise
+            if waited >= ex.propagation_budget:
+                raise RetryableError(f"replace on {action.instance_id}: profile not visible to EC2 yet", code) from exc
+            ex.sleep(delay)
+            waited += delay
+            delay = min(delay * 2, 16.0)
+
+
+def _apply_reassociate(ex: Executor, action: ReassociateProfile) -> dict[str, Any]:
+    try:
+        disassociate(action.association_id)
+    except ClientError as exc:
+        if code_of(exc) == "IncorrectState":  # another writer replaced it since it was read: re-read, decide again
+            raise Conflict(f"association {action.association_id} is no longer active") from exc
+        raise
+    association_id = _associate_with_backoff(ex, action.instance_id, action.profile_arn, after_disassociate=True)
+    return {"association_id": association_id, "profile": action.profile_name, "previous": action.previous_arn}
+
+
+def _apply_complete(ex: Executor, action: CompleteLifecycle) -> dict[str, Any]:
+    try:
+        complete_lifecycle_action(action.group, action.hook, action.token, action.instance_id, action.result)
+    except ClientError as exc:
+        # "No active Lifecycle Action found": a duplicate event after completion, or the hook timed out.
+        if code_of(exc) == "ValidationError":
+            raise Gone(f"no pending lifecycle action: {exc.response['Error'].get('Message', '')}") from exc
+        raise
+    return {"group": action.group, "hook": action.hook, "result": action.result}
+
+
+def _apply_heartbeat(ex: Executor, action: HeartbeatLifecycle) -> dict[str, Any]:
+    try:
+        record_lifecycle_action_heartbeat(action.group, action.hook, action.token, action.instance_id)
+    except ClientError as exc:
+        if code_of(exc) == "ValidationError":  # completed meanwhile, or timed out: nothing to keep alive
+            raise Gone(f"no pending lifecycle action: {exc.response['Error'].get('Message', '')}") from exc
+        raise
+    return {"group": action.group, "hook": action.hook}
+
+
+def _apply_metadata(ex: Executor, action: SetMetadataOptions) -> dict[str, Any]:
+    try:
+        answer = require_imdsv2(action.instance_id, action.hop_limit)
+    except ClientError as exc:
+        if code_of(exc) == "InvalidInstanceID.NotFound":
+            raise Gone(f"{action.instance_id} no longer exists") from exc
+        raise
+    return {
+        "http_tokens": answer.get("HttpTokens", "required"),
+        "hop_limit": answer.get("HttpPutResponseHopLimit", action.hop_limit),
+        "previous_tokens": action.previous_tokens,
+        "previous_hop_limit": action.previous_hop_limit,
+    }
+
+
+#: The function that carries out each profile action (``rolewarden.aws.executor`` looks it up here).
+EXECUTORS: dict[type[Action], ExecutorFunction] = {
+    AssociateProfile: _apply_associate,
+    ReplaceProfile: _apply_replace,
+    ReassociateProfile: _apply_reassociate,
+    CompleteLifecycle: _apply_complete,
+    HeartbeatLifecycle: _apply_heartbeat,
+    SetMetadataOptions: _apply_metadata,
+}
+#: The metric each profile action counts when it is applied.
+METRICS: dict[type[Action], str] = {
+    AssociateProfile: "Attached",
+    ReplaceProfile: "Replaced",
+    ReassociateProfile: "Replaced",
+    CompleteLifecycle: "LifecycleCompleted",
+    HeartbeatLifecycle: "LifecycleHeartbeats",
+    SetMetadataOptions: "Imdsv2Required",
+}
