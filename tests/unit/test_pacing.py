@@ -13,7 +13,8 @@ from botocore.exceptions import ClientError
 
 from rolewarden.aws import pacing
 from rolewarden.aws.errors import THROTTLING_CODES
-from rolewarden.aws.pacing import Pacer, Rate, RateLimiter, Settings, bucket_key
+from rolewarden.aws.pacing import Pacer, Pacing, Rate, RateLimiter, bucket_key
+from rolewarden.settings import Settings, SettingsError
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -79,9 +80,9 @@ def test_a_wait_beyond_the_allowed_one_takes_nothing_and_raises() -> None:
 
 
 def test_each_container_gets_its_share_of_the_account_bucket() -> None:
-    settings = Settings(containers=5)
+    settings = Pacing(containers=5)
     assert settings.share(Rate(100, 5)) == Rate(20, 1)
-    assert Settings(containers=2, factor=3).share(Rate(100, 5)) == Rate(150, 7.5)
+    assert Pacing(containers=2, factor=3).share(Rate(100, 5)) == Rate(150, 7.5)
     t = FakeTime()
     pacer = Pacer(settings, t.clock, t.sleep)
     for _ in range(20 + 10):
@@ -105,22 +106,22 @@ def test_writes_are_paced_by_their_bucket_and_reads_are_not(service: str, operat
 
 
 def test_settings_come_from_the_environment_and_refuse_nonsense() -> None:
-    assert Settings.from_env({}) == Settings(True, 1, 1.0, 30.0)
+    assert Pacing.of(Settings.from_env({})) == Pacing(True, 1, 1.0, 30.0)
     env = {
         "ROLEWARDEN_PACING": "off",
         "ROLEWARDEN_PACE_CONTAINERS": "5",
         "ROLEWARDEN_PACE_FACTOR": "2",
         "ROLEWARDEN_PACE_MAX_WAIT": "10",
     }
-    assert Settings.from_env(env) == Settings(False, 5, 2.0, 10.0)
+    assert Pacing.of(Settings.from_env(env)) == Pacing(False, 5, 2.0, 10.0)
     for bad in ({"ROLEWARDEN_PACE_CONTAINERS": "0"}, {"ROLEWARDEN_PACING": "maybe"}, {"ROLEWARDEN_PACE_FACTOR": "0"}):
-        with pytest.raises(ValueError):
+        with pytest.raises(SettingsError, match=next(iter(bad))):
             Settings.from_env(bad)
 
 
 def test_pacing_off_never_waits() -> None:
     t = FakeTime()
-    pacer = Pacer(Settings(enabled=False), t.clock, t.sleep)
+    pacer = Pacer(Pacing(enabled=False), t.clock, t.sleep)
     for _ in range(500):
         pacer.pace("ec2", "AssociateIamInstanceProfile")
     assert t.slept == []
@@ -131,7 +132,7 @@ def test_a_too_long_wait_fails_the_call_as_throttling_before_anything_is_sent() 
     the allowed wait fails with RequestLimitExceeded (RoleWarden's throttling class), and the stub shows
     that nothing was sent for it."""
     t = FakeTime()
-    pacer = Pacer(Settings(containers=100, max_wait=5), t.clock, lambda seconds: None)  # 1 token, 0.05/s
+    pacer = Pacer(Pacing(containers=100, max_wait=5), t.clock, lambda seconds: None)  # 1 token, 0.05/s
     client = boto3.client("ec2", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
     client.meta.events.register("before-send.ec2", pacer.hook)
     sent: list[str] = []

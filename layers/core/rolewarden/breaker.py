@@ -11,7 +11,6 @@ In dry run nothing is counted (nothing is written), but a run over the limit sti
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -34,6 +33,7 @@ from rolewarden.decide.breaker import (
 from rolewarden.errors import RoleWardenError
 from rolewarden.model.findings import Finding
 from rolewarden.records import Recorder
+from rolewarden.settings import current
 from rolewarden.telemetry import Sink
 
 #: Wall clock (epoch seconds) of the windows and trips; tests replace it.
@@ -54,7 +54,7 @@ def iso(epoch: float) -> str:
 
 
 def state_table(table: str | None = None) -> str | None:
-    return table if table is not None else os.environ.get("ROLEWARDEN_TABLE") or None
+    return table if table is not None else current().table or None
 
 
 @dataclass

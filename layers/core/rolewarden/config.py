@@ -8,7 +8,6 @@ every error names the source, the key path and what is wrong.
 from __future__ import annotations
 
 import fnmatch
-import os
 import re
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
@@ -18,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, 
 
 from rolewarden.decide.escalation_paths import CATEGORIES, PATH_IDS
 from rolewarden.errors import ConfigError
+from rolewarden.settings import Settings, current
 
 #: A managed path: "/"-separated IAM name characters. Stricter than IAM's own grammar on purpose: the
 #: path is pasted into policy ARNs (role${ManagedPath}*), where "*" or "?" would widen RoleWarden's reach.
@@ -391,8 +391,9 @@ def _format_errors(source: str, error: ValidationError) -> str:
     return "\n".join(lines)
 
 
-def parse_config(text: str, source: str = "<string>") -> Config:
-    """Parse and validate YAML text. Raises ConfigError naming source, key path and problem."""
+def parse_config(text: str, source: str = "<string>", settings: Settings | None = None) -> Config:
+    """Parse and validate YAML text. Raises ConfigError naming source, key path and problem. The stack's
+    settings (``ROLEWARDEN_MANAGED_PATH``, ``ROLEWARDEN_DRY_RUN``) are checked and applied."""
     try:
         data: Any = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -403,13 +404,14 @@ def parse_config(text: str, source: str = "<string>") -> Config:
         config = Config.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_format_errors(source, exc)) from exc
-    forced_path = os.environ.get("ROLEWARDEN_MANAGED_PATH")
+    settings = settings or current()
+    forced_path = settings.managed_path
     if forced_path and forced_path != config.managed_path:
         raise ConfigError(
             f"invalid config {source}: managed_path: {config.managed_path!r} differs from the stack's "
             f"ManagedPath {forced_path!r}; RoleWarden's IAM permissions are scoped to the stack's path"
         )
-    if os.environ.get("ROLEWARDEN_DRY_RUN", "").lower() == "true" and not config.dry_run:
+    if settings.dry_run and not config.dry_run:
         config = config.model_copy(update={"dry_run": True})
     return config
 
@@ -423,14 +425,15 @@ class _Cached:
 _cache: dict[str, _Cached] = {}
 
 
-def read_source(location: str) -> str:
+def read_source(location: str, settings: Settings | None = None) -> str:
     """Return the raw YAML text at ``location`` (a path or ``ssm:<name>``)."""
     if location.startswith("ssm:"):
         from aws_lambda_powertools.utilities import parameters
 
         name = location[len("ssm:") :]
         try:
-            value = parameters.get_parameter(name, max_age=int(os.environ.get("ROLEWARDEN_CONFIG_MAX_AGE", "300")))
+            max_age = (settings or current()).config_max_age
+            value = parameters.get_parameter(name, max_age=max_age)
         except parameters.exceptions.GetParameterError as exc:
             raise ConfigError(f"cannot read config from SSM parameter {name!r}: {exc}") from exc
         return str(value)
@@ -441,16 +444,17 @@ def read_source(location: str) -> str:
         raise ConfigError(f"cannot read config file {location!r}: {exc.strerror}") from exc
 
 
-def load_config(location: str | None = None) -> Config:
+def load_config(location: str | None = None, settings: Settings | None = None) -> Config:
     """Load the config named by ``location`` or ``ROLEWARDEN_CONFIG``; parsed once per distinct text."""
-    location = location or os.environ.get("ROLEWARDEN_CONFIG")
+    settings = settings or current()
+    location = location or settings.config
     if not location:
         raise ConfigError("ROLEWARDEN_CONFIG is not set: give a config file path or ssm:<parameter-name>")
-    raw = read_source(location)
-    key = "|".join((location, os.environ.get("ROLEWARDEN_MANAGED_PATH", ""), os.environ.get("ROLEWARDEN_DRY_RUN", "")))
+    raw = read_source(location, settings)
+    key = "|".join((location, settings.managed_path, str(settings.dry_run)))
     cached = _cache.get(key)
     if cached is not None and cached.raw == raw:
         return cached.config
-    config = parse_config(raw, location)
+    config = parse_config(raw, location, settings)
     _cache[key] = _Cached(raw, config)
     return config

@@ -9,12 +9,12 @@ invocation; per-call spans come from the ADOT layer if an operator adds it (READ
 from __future__ import annotations
 
 import functools
-import os
 from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 
+from rolewarden.settings import current
 from rolewarden.telemetry import Sink
 
 
@@ -29,9 +29,9 @@ def _correlation_id(event: Any) -> str | None:
 
 
 def wrap(handler: Any, capability: str) -> Callable[[Any, Any], dict[str, Any]]:
-    service = os.environ.get("POWERTOOLS_SERVICE_NAME", "rolewarden")
-    logger = Logger(service=service)
-    metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "RoleWarden"), service=service)
+    settings = current()
+    logger = Logger(service=settings.service_name)
+    metrics = Metrics(namespace=settings.metrics_namespace, service=settings.service_name)
     handler.sink_factory = lambda: Sink(logger=logger, metrics=metrics)
 
     @functools.wraps(handler.__call__)
@@ -45,7 +45,7 @@ def wrap(handler: Any, capability: str) -> Callable[[Any, Any], dict[str, Any]]:
                 handler.last_sink.flush_metrics()
 
     wrapped: Callable[[Any, Any], dict[str, Any]] = metrics.log_metrics(lambda_handler)
-    if os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
+    if settings.lambda_function_name:
         wrapped = logger.inject_lambda_context(wrapped, clear_state=True)
     wrapped.handler = handler  # type: ignore[attr-defined]  # tests and the local pipeline read last_sink
     return wrapped

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from rolewarden.settings import current
 from rolewarden.telemetry import Sink
 
 
@@ -42,7 +42,7 @@ class Recorder:
 
     def __init__(self, sink: Sink, table: str | None = None) -> None:
         self.sink = sink
-        self.table = table if table is not None else os.environ.get("ROLEWARDEN_TABLE") or None
+        self.table = table if table is not None else current().table or None
         self.written: list[Record] = []
 
     def record(self, resource: str, kind: str, data: dict[str, Any], now: datetime | None = None) -> Record:

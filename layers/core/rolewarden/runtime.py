@@ -26,7 +26,6 @@ so it builds the partial-batch response itself, in the shape Lambda expects.)
 from __future__ import annotations
 
 import json
-import os
 import random
 import time
 from collections.abc import Callable
@@ -38,9 +37,9 @@ from rolewarden.aws.executor import Executor
 from rolewarden.capabilities.base import Outcome, Run
 from rolewarden.config import load_config
 from rolewarden.decide.profiles import RETRY_MARGIN_SECONDS
-from rolewarden.environment import number, outside_home_region, self_role_arns
 from rolewarden.errors import ConfigError, MalformedEvent
 from rolewarden.model.targets import SWEEP, Target
+from rolewarden.settings import Settings, current
 from rolewarden.sweeps import part_key, run_sweep_once
 from rolewarden.telemetry import Sink
 from rolewarden.triggers import caller_role_arn, parse_envelope, route
@@ -130,7 +129,7 @@ class RecordIn:
     continuation: Continuation | None = None
 
 
-def _records(event: Any, capability: str) -> tuple[list[RecordIn], bool]:
+def _records(event: Any, capability: str, settings: Settings) -> tuple[list[RecordIn], bool]:
     """Split the Lambda event into records; True when it is an SQS batch."""
     if isinstance(event, dict) and isinstance(event.get("Records"), list):
         out = []
@@ -146,15 +145,15 @@ def _records(event: Any, capability: str) -> tuple[list[RecordIn], bool]:
                 receive_count=count,
                 receipt_handle=str(handle) if handle else None,
             )
-            _route(record, capability)
+            _route(record, capability, settings)
             out.append(record)
         return out, True
     record = RecordIn(message_id=None, body=json.dumps(event, default=str))
-    _route(record, capability, parsed=event)
+    _route(record, capability, settings, parsed=event)
     return [record], False
 
 
-def _route(record: RecordIn, capability: str, parsed: Any = None) -> None:
+def _route(record: RecordIn, capability: str, settings: Settings, parsed: Any = None) -> None:
     try:
         if parsed is None:
             try:
@@ -170,7 +169,7 @@ def _route(record: RecordIn, capability: str, parsed: Any = None) -> None:
         envelope = parse_envelope(parsed)
         record.event_id = envelope.id
         caller = caller_role_arn(envelope)
-        if caller and caller in self_role_arns():
+        if caller and caller in settings.self_role_arns:
             # RoleWarden's own change: the EventBridge pattern filters these out; this is the second guard.
             record.self_caused = True
             return
@@ -200,20 +199,21 @@ class Handler:
         return self.handle(event, sink)
 
     def handle(self, event: Any, sink: Sink) -> dict[str, Any]:
-        records, is_batch = _records(event, self.capability)
-        refusal = outside_home_region(self.capability)
+        settings = current()
+        records, is_batch = _records(event, self.capability, settings)
+        refusal = settings.outside_home_region(self.capability)
         if refusal is not None:
-            return self._refuse_everything(records, is_batch, refusal, sink)
-        config = load_config()  # ConfigError propagates: nothing acts on a bad config
+            return self._refuse_everything(records, is_batch, refusal, sink, settings)
+        config = load_config(settings=settings)  # ConfigError propagates: nothing acts on a bad config
         trigger = ",".join(sorted({r.event_id for r in records if r.event_id}))[:512]
         executor = Executor(
             sink=sink,
             dry_run=config.dry_run,
             sleep=self.sleep,
             trigger=trigger,
-            propagation_budget=float(os.environ.get("ROLEWARDEN_PROPAGATION_WAIT", "30")),
+            propagation_budget=settings.propagation_wait,
         )
-        run = Run(config=config, sink=sink, executor=executor, trigger=trigger, clock=self.clock)
+        run = Run(config=config, sink=sink, executor=executor, trigger=trigger, clock=self.clock, settings=settings)
 
         good = [r for r in records if not r.error]
         targets = list(dict.fromkeys(t for r in good for t in r.targets))
@@ -269,12 +269,12 @@ class Handler:
             summary["failed"] += 1
             if not is_batch:
                 continue
-            if self._dead_letter(record, outcome, sink):
+            if self._dead_letter(record, outcome, sink, settings):
                 summary["dead_lettered"] += 1
             else:
                 failures.append({"itemIdentifier": record.message_id or ""})
-                self._retry_soon(record, sink)
-        self._publish(sink, trigger)
+                self._retry_soon(record, sink, settings)
+        self._publish(sink, trigger, settings)
         sink.log(
             "INFO",
             f"{self.capability}: {summary['records']} records, {summary['targets']} targets, "
@@ -301,7 +301,7 @@ class Handler:
         """The outcome of each sweep record (by ``id(record)``): handed on to the sweep queue by an event
         function, run part by part by a sweep function (or inline where no sweep queue is configured)."""
         out: dict[int, Outcome] = {}
-        sweep_queue = os.environ.get("ROLEWARDEN_SWEEP_QUEUE_URL", "")
+        sweep_queue = run.settings.sweep_queue_url
         done: dict[str, Outcome] = {}
         for record in records:
             if not self.sweep and sweep_queue and record.continuation is None:
@@ -334,13 +334,13 @@ class Handler:
         and never past the remaining time minus ``ROLEWARDEN_SWEEP_MARGIN``). Only what is still
         throttled after that fails its record. Decisions are re-read each time, so a retry can never
         apply a stale plan."""
-        budget = number("ROLEWARDEN_THROTTLE_WAIT", 20.0)
+        budget = run.settings.throttle_wait
         delay, waited = THROTTLE_PAUSE, 0.0
         while True:
             throttled = [t for t in resources if _throttled(outcomes.get(t))]
             if not throttled or waited + delay > budget:
                 return outcomes
-            remaining = self._budget()
+            remaining = self._budget(run.settings)
             if remaining is not None and remaining < delay + THROTTLE_PAUSE * 4:
                 return outcomes
             run.sink.log(
@@ -355,27 +355,27 @@ class Handler:
             delay *= 2
             outcomes = {**outcomes, **capability.reconcile(run, throttled)}
 
-    def _budget(self) -> float | None:
+    def _budget(self, settings: Settings) -> float | None:
         """Seconds this invocation may sweep: the context's remaining time minus a margin (for the
         continuation message, the findings and the response). None: unbounded (no Lambda context)."""
         remaining = getattr(self.context, "get_remaining_time_in_millis", None)
         if remaining is None:
             return None
         seconds = float(remaining()) / 1000
-        margin = number("ROLEWARDEN_SWEEP_MARGIN", 30.0)
+        margin = settings.sweep_margin
         return max(0.0, seconds - min(margin, seconds / 2))
 
     def _sweep_part(
         self, record: RecordIn, part: int, key: str, run: Run, capability: Any, sink: Sink, sweep_queue: str
     ) -> Outcome:
-        max_parts = int(number("ROLEWARDEN_SWEEP_MAX_PARTS", 200))
+        max_parts = run.settings.sweep_max_parts
         if part > max_parts:
             sink.metric("SweepsAbandoned")
             return Outcome("dead", f"sweep {record.event_id} is still unfinished after {max_parts} parts")
         cursor = record.continuation.cursor if record.continuation else None
 
         def one_part() -> Outcome:
-            budget = self._budget()
+            budget = self._budget(run.settings)
             run.deadline = None if budget is None else run.clock() + budget
             run.cursor = cursor
             try:
@@ -411,15 +411,15 @@ class Handler:
         return run_sweep_once(self.capability, key, one_part, sink, self.context)
 
     # -- failures ---------------------------------------------------------------------------------
-    def _retry_soon(self, record: RecordIn, sink: Sink) -> None:
+    def _retry_soon(self, record: RecordIn, sink: Sink, settings: Settings) -> None:
         """Bring a failed record back after a short backoff instead of the queue's visibility timeout."""
-        queue_url = os.environ.get("ROLEWARDEN_QUEUE_URL")
+        queue_url = settings.queue_url
         if not queue_url or not record.receipt_handle:
             return
         delay = retry_delay(
             record.receive_count,
-            base=number("ROLEWARDEN_RETRY_BASE", 5.0),
-            cap=number("ROLEWARDEN_RETRY_CAP", 300.0),
+            base=settings.retry_base,
+            cap=settings.retry_cap,
             jitter=self.random(),
         )
         if any(t.lifecycle is not None for t in record.targets):
@@ -443,7 +443,9 @@ class Handler:
             capability=self.capability,
         )
 
-    def _refuse_everything(self, records: list[RecordIn], is_batch: bool, reason: str, sink: Sink) -> dict[str, Any]:
+    def _refuse_everything(
+        self, records: list[RecordIn], is_batch: bool, reason: str, sink: Sink, settings: Settings
+    ) -> dict[str, Any]:
         """Outside the home region a global capability writes nothing: every record goes to the DLQ with
         the reason (nothing is lost; the DLQ alarm says the stack is misconfigured)."""
         sink.log("ERROR", reason, capability=self.capability)
@@ -452,13 +454,13 @@ class Handler:
             raise ConfigError(reason)
         failures = []
         for record in records:
-            if not self._dead_letter(record, Outcome("dead", reason), sink):
+            if not self._dead_letter(record, Outcome("dead", reason), sink, settings):
                 failures.append({"itemIdentifier": record.message_id or ""})
         return {"batchItemFailures": failures}
 
-    def _publish(self, sink: Sink, trigger: str) -> None:
+    def _publish(self, sink: Sink, trigger: str, settings: Settings) -> None:
         """Send this invocation's findings to the findings topic (one message), when one is configured."""
-        topic = os.environ.get("ROLEWARDEN_FINDINGS_TOPIC")
+        topic = settings.findings_topic
         if not topic or not sink.findings:
             return
         from rolewarden.aws import sns
@@ -468,11 +470,11 @@ class Handler:
         except Exception as exc:  # noqa: BLE001 - the findings are in the log; publishing is best effort
             sink.log("ERROR", f"could not publish findings to SNS: {exc}", topic=topic)
 
-    def _dead_letter(self, record: RecordIn, outcome: Outcome, sink: Sink) -> bool:
+    def _dead_letter(self, record: RecordIn, outcome: Outcome, sink: Sink, settings: Settings) -> bool:
         """Send a record to the DLQ with its reason when retrying cannot help (malformed, permanent)
         or this was its last allowed receive. False: leave it to SQS redelivery and the redrive policy."""
-        dlq_url = os.environ.get("ROLEWARDEN_DLQ_URL")
-        max_receive = int(os.environ.get("ROLEWARDEN_MAX_RECEIVE", "5"))
+        dlq_url = settings.dlq_url
+        max_receive = settings.max_receive
         last_try = outcome.status == "dead" or record.receive_count >= max_receive
         if not dlq_url or not last_try or record.message_id is None:
             return False

@@ -17,11 +17,11 @@ part is sent inside its idempotent run, so a part is recorded done only once its
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from typing import Any
 
 from rolewarden.capabilities.base import Outcome
+from rolewarden.settings import current
 from rolewarden.telemetry import Sink
 
 #: How long a finished sweep's record keeps duplicates away (a sweep runs hourly by default).
@@ -44,7 +44,7 @@ def run_sweep_once(
 ) -> Outcome:
     """Run ``sweep`` once per ``event_id`` (a part key); its ok outcome (with its continuation, if any)
     is what this call returns, and a duplicate returns a plain ok."""
-    table = os.environ.get("ROLEWARDEN_TABLE")
+    table = current().table
     if not table or not event_id:
         return sweep()
     from aws_lambda_powertools.utilities.idempotency import (

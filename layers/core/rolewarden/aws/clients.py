@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import threading
 from typing import Any
 
@@ -10,6 +9,7 @@ import boto3
 from botocore.config import Config as BotoConfig
 
 from rolewarden.aws import pacing
+from rolewarden.settings import current
 
 _lock = threading.Lock()
 _clients: dict[str, Any] = {}
@@ -24,10 +24,8 @@ def _botocore_config() -> BotoConfig:
     # Standard retry mode retries throttling (RequestLimitExceeded, Throttling, SlowDown...),
     # 5xx answers and dropped connections with exponential backoff and jitter. The mode and the
     # attempt count are settings so the CLI can use adaptive mode on large sweeps.
-    retries: Any = {
-        "mode": os.environ.get("ROLEWARDEN_RETRY_MODE", "standard"),
-        "total_max_attempts": int(os.environ.get("ROLEWARDEN_MAX_ATTEMPTS", "6")),  # first try included
-    }
+    settings = current()
+    retries: Any = {"mode": settings.retry_mode, "total_max_attempts": settings.max_attempts}  # first try included
     return BotoConfig(
         retries=retries,
         user_agent_extra="rolewarden/0.1",

@@ -14,22 +14,24 @@ slept: the call fails at once with a ``RequestLimitExceeded`` error of botocore'
 RoleWarden treats as throttling (the record is retried later, never lost), so no invocation sleeps past
 its time budget.
 
-Settings (environment): ``ROLEWARDEN_PACING`` (``on``/``off``, default on), ``ROLEWARDEN_PACE_CONTAINERS``
-(default 1), ``ROLEWARDEN_PACE_FACTOR`` (multiplies every rate: an account with raised limits, or one
-that leaves part of its budget to other tools; default 1), ``ROLEWARDEN_PACE_MAX_WAIT`` (default 30).
+Settings (environment, read by ``rolewarden.settings``): ``ROLEWARDEN_PACING`` (``on``/``off``, default
+on), ``ROLEWARDEN_PACE_CONTAINERS`` (default 1), ``ROLEWARDEN_PACE_FACTOR`` (multiplies every rate: an
+account with raised limits, or one that leaves part of its budget to other tools; default 1),
+``ROLEWARDEN_PACE_MAX_WAIT`` (default 30).
 """
 
 from __future__ import annotations
 
 import math
-import os
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import ClientError
+
+from rolewarden.settings import Settings, current
 
 
 @dataclass(frozen=True)
@@ -116,26 +118,17 @@ class RateLimiter:
 
 
 @dataclass(frozen=True)
-class Settings:
+class Pacing:
+    """How this container paces its writes (from the pacing fields of ``rolewarden.settings.Settings``)."""
+
     enabled: bool = True
     containers: int = 1
     factor: float = 1.0
     max_wait: float = 30.0
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        env = os.environ if env is None else env
-        flag = env.get("ROLEWARDEN_PACING", "on").strip().lower()
-        if flag not in ("on", "off", "true", "false", "1", "0"):
-            raise ValueError(f"ROLEWARDEN_PACING must be on or off, not {flag!r}")
-        containers = int(env.get("ROLEWARDEN_PACE_CONTAINERS", "1"))
-        factor = float(env.get("ROLEWARDEN_PACE_FACTOR", "1"))
-        max_wait = float(env.get("ROLEWARDEN_PACE_MAX_WAIT", "30"))
-        if containers < 1 or factor <= 0 or max_wait < 0:
-            raise ValueError(
-                "ROLEWARDEN_PACE_CONTAINERS must be >= 1, ROLEWARDEN_PACE_FACTOR > 0 and ROLEWARDEN_PACE_MAX_WAIT >= 0"
-            )
-        return cls(flag in ("on", "true", "1"), containers, factor, max_wait)
+    def of(cls, settings: Settings) -> Pacing:
+        return cls(settings.pacing, settings.pace_containers, settings.pace_factor, settings.pace_max_wait)
 
     def share(self, rate: Rate) -> Rate:
         """This container's part of an account-wide bucket."""
@@ -148,7 +141,7 @@ class Pacer:
 
     def __init__(
         self,
-        settings: Settings,
+        settings: Pacing,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -195,11 +188,11 @@ _pacer_lock = threading.Lock()
 
 
 def pacer() -> Pacer:
-    """This container's pacer, from the environment at first use (``reset`` forgets it)."""
+    """This container's pacer, from the settings at first use (``reset`` forgets it)."""
     global _pacer
     with _pacer_lock:
         if _pacer is None:
-            _pacer = Pacer(Settings.from_env())
+            _pacer = Pacer(Pacing.of(current()))
         return _pacer
 
 

@@ -10,6 +10,7 @@ from typing import Literal, Protocol
 from rolewarden.aws.executor import ActionResult, Executor
 from rolewarden.config import Config
 from rolewarden.model.targets import Target
+from rolewarden.settings import Settings, current
 from rolewarden.telemetry import Sink
 
 OutcomeStatus = Literal["ok", "retry", "dead"]
@@ -50,6 +51,8 @@ class Run:
     #: Where a continued sweep resumes (the ``continuation`` of the previous part); ``None``: from the start.
     cursor: str | None = None
     clock: Callable[[], float] = time.monotonic
+    #: The environment's settings (state table, queue URLs...), built once per process.
+    settings: Settings = field(default_factory=current)
 
     def budget_spent(self) -> bool:
         """True when a sweep should stop starting new work and hand back a cursor."""

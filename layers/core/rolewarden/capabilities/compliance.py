@@ -43,11 +43,11 @@ from rolewarden.decide.compliance import (
     registered_rules,
     restore_plan,
 )
-from rolewarden.environment import self_role_arns
 from rolewarden.errors import PermanentError, RetryableError, RoleWardenError
 from rolewarden.model.findings import Finding
 from rolewarden.model.targets import Target
 from rolewarden.records import Record, Recorder
+from rolewarden.settings import current as current_settings
 from rolewarden.telemetry import Sink
 
 RECORD_KIND = "remediation"
@@ -115,7 +115,7 @@ class RoleCompliance:
             except (RetryableError, PermanentError) as exc:
                 seen.failed[target] = Outcome("retry" if isinstance(exc, RetryableError) else "dead", str(exc))
         # Complete the roles that events named (GetRole only so far) when they are in scope.
-        own = self_role_arns()
+        own = current_settings().self_role_arns
         needed: set[str] = set()
         for name, role in list(seen.roles.items()):
             if role is None or out_of_scope(role, config, own) is not None:
@@ -153,7 +153,7 @@ class RoleCompliance:
 
     # -- decide -------------------------------------------------------------------------------
     def decide(self, run: Run, seen: Observed) -> dict[str, RoleDecision]:
-        own = self_role_arns()
+        own = current_settings().self_role_arns
         return {
             name: decide_role(role, run.config, seen.policies, own)
             for name, role in sorted(seen.roles.items())
@@ -557,7 +557,7 @@ def rollback(
             inline=wanted["inline_policies"],
         )
         policies = iam_compliance.read_policies(wanted["attached_policies"])
-        decision = decide_role(restored, config, policies, self_role_arns())
+        decision = decide_role(restored, config, policies, current_settings().self_role_arns)
         answer["violations_after"] = [
             {"rule": v.rule, "mode": mode, "message": v.message} for v, mode in decision.violations
         ]
@@ -600,7 +600,7 @@ def explain(config: Config, role_name: str) -> dict[str, Any]:
         report["exists"] = "no: IAM has no role of that name"
         report["would do"] = "nothing"
         return report
-    own = self_role_arns()
+    own = current_settings().self_role_arns
     report["arn"] = role.arn
     report["scope"] = {
         "path": role.path,
