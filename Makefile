@@ -34,6 +34,7 @@ lint: setup
 	$(VENV)/bin/ruff check $(LINT_DIRS)
 	$(VENV)/bin/ruff format --check $(LINT_DIRS)
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports  # the layering contracts of pyproject.toml [tool.importlinter]
 	$(MAKE) --no-print-directory validate security
 
 validate: setup

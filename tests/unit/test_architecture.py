@@ -1,8 +1,16 @@
-"""House rules that keep the shape: a boto3-free pure core, thin handlers."""
+"""House rules that keep the shape: a boto3-free pure core, thin handlers, one-way imports.
+
+The layering itself (entry points -> operator -> capabilities -> decide | aws -> model, config, settings,
+errors, telemetry) is an import-linter contract in pyproject.toml, run by ``make lint``; the last test
+here runs it too, so the unit suite fails on a wrong-way import."""
 
 from __future__ import annotations
 
 import ast
+import shutil
+import subprocess
+import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -28,7 +36,7 @@ def imported_modules(path: Path) -> set[str]:
     return names
 
 
-@pytest.mark.parametrize("path", [p for p in PURE if p.name != "config.py"], ids=lambda p: p.name)
+@pytest.mark.parametrize("path", [p for p in PURE if p.name != "config.py"], ids=lambda p: str(p.relative_to(PACKAGE)))
 def test_pure_core_imports_no_io(path: Path) -> None:
     bad = {m for m in imported_modules(path) if any(m == f or m.startswith(f + ".") for f in FORBIDDEN)}
     assert not bad, f"{path.name} imports {bad}: the decision core must stay free of I/O and clocks"
@@ -43,3 +51,40 @@ def test_config_imports_no_boto3() -> None:
 def test_handlers_are_thin(app: Path) -> None:
     code = [line for line in app.read_text().splitlines() if line.strip() and not line.lstrip().startswith(("#", '"'))]
     assert len(code) <= 6, f"{app} has {len(code)} lines of code; logic belongs in the rolewarden layer"
+
+
+@pytest.mark.parametrize("path", sorted((PACKAGE / "model").glob("*.py")), ids=lambda p: p.name)
+def test_the_model_package_depends_on_nothing_of_rolewarden_but_itself(path: Path) -> None:
+    """model/ is the bottom: plain data types that every layer may use, importing no other layer."""
+    own = {m for m in imported_modules(path) if m == "rolewarden" or m.startswith("rolewarden.")}
+    bad = {m for m in own if not m.startswith("rolewarden.model")}
+    assert not bad, f"model/{path.name} imports {bad}"
+
+
+def test_settings_is_the_bottom_beside_errors() -> None:
+    own = {m for m in imported_modules(PACKAGE / "settings.py") if m.startswith("rolewarden")}
+    assert own <= {"rolewarden.errors"}
+
+
+def test_the_layer_contracts_cover_the_target_layout() -> None:
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]
+    (layers,) = [c for c in config["contracts"] if c["type"] == "layers"]
+    assert [layer.replace(" ", "") for layer in layers["layers"]] == [
+        "rolewarden.runtime|rolewarden.cli",
+        "(rolewarden.operator)",
+        "rolewarden.capabilities",
+        "rolewarden.decide|rolewarden.aws",
+        "rolewarden.model:rolewarden.config:rolewarden.settings:rolewarden.errors:rolewarden.telemetry",
+    ]
+    forbidden = {
+        c["source_modules"][0]: set(c["forbidden_modules"]) for c in config["contracts"] if c["type"] == "forbidden"
+    }
+    assert forbidden["rolewarden.decide"] >= {"boto3", "botocore", "rolewarden.aws", "rolewarden.capabilities"}
+    assert forbidden["rolewarden.aws"] >= {"rolewarden.decide", "rolewarden.capabilities"}
+
+
+def test_the_import_contracts_hold() -> None:
+    lint = shutil.which("lint-imports", path=str(Path(sys.executable).parent))
+    assert lint is not None, "import-linter is in requirements-dev.txt: run make setup"
+    done = subprocess.run([lint, "--no-cache"], cwd=ROOT, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
