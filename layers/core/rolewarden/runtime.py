@@ -34,7 +34,7 @@ from typing import Any
 
 from rolewarden import capabilities
 from rolewarden.aws.executor import Executor
-from rolewarden.capabilities.base import Outcome, Run
+from rolewarden.capabilities.base import Capability, Outcome, Run
 from rolewarden.config import load_config
 from rolewarden.decide.profiles import RETRY_MARGIN_SECONDS
 from rolewarden.errors import ConfigError, MalformedEvent
@@ -297,7 +297,7 @@ class Handler:
         return {"batchItemFailures": failures}
 
     # -- sweeps -----------------------------------------------------------------------------------
-    def _sweeps(self, records: list[RecordIn], run: Run, capability: Any, sink: Sink) -> dict[int, Outcome]:
+    def _sweeps(self, records: list[RecordIn], run: Run, capability: Capability, sink: Sink) -> dict[int, Outcome]:
         """The outcome of each sweep record (by ``id(record)``): handed on to the sweep queue by an event
         function, run part by part by a sweep function (or inline where no sweep queue is configured)."""
         out: dict[int, Outcome] = {}
@@ -326,7 +326,7 @@ class Handler:
         return Outcome()
 
     def _retry_throttled(
-        self, run: Run, capability: Any, resources: list[Target], outcomes: dict[Target, Outcome]
+        self, run: Run, capability: Capability, resources: list[Target], outcomes: dict[Target, Outcome]
     ) -> dict[Target, Outcome]:
         """Targets that failed only because AWS throttled (after botocore's own retries) are reconciled
         again inside this invocation, after a pause that lets the account's token buckets refill, while
@@ -366,7 +366,7 @@ class Handler:
         return max(0.0, seconds - min(margin, seconds / 2))
 
     def _sweep_part(
-        self, record: RecordIn, part: int, key: str, run: Run, capability: Any, sink: Sink, sweep_queue: str
+        self, record: RecordIn, part: int, key: str, run: Run, capability: Capability, sink: Sink, sweep_queue: str
     ) -> Outcome:
         max_parts = run.settings.sweep_max_parts
         if part > max_parts:

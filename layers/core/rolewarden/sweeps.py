@@ -70,7 +70,6 @@ def run_sweep_once(
         config.register_lambda_context(context)
     ran: list[Outcome] = []
 
-    @idempotent_function(data_keyword_argument="scheduled_event", persistence_store=persistence, config=config)
     def once(scheduled_event: dict[str, str]) -> dict[str, str]:
         outcome = sweep()
         ran.append(outcome)
@@ -78,8 +77,14 @@ def run_sweep_once(
             raise _SweepFailed(outcome)  # not stored: a later delivery runs the sweep again
         return {"status": "ok"}
 
+    # Powertools' decorator is untyped; the function it returns takes and returns what ``once`` does (the
+    # idempotency key's prefix is the function's name, so it keeps the name ``once``).
+    run_idempotent: Callable[..., dict[str, str]] = idempotent_function(
+        once, data_keyword_argument="scheduled_event", persistence_store=persistence, config=config
+    )
+
     try:
-        once(scheduled_event={"id": event_id})
+        run_idempotent(scheduled_event={"id": event_id})
     except IdempotencyAlreadyInProgressError:
         sink.log("INFO", f"sweep {event_id} is already running elsewhere; retrying later", capability=capability)
         return Outcome("retry", "the same sweep is in progress in another invocation")
