@@ -134,7 +134,7 @@ class Context:
 def reset_rolewarden() -> None:
     from rolewarden import config
     from rolewarden.aws import clients
-    from rolewarden.capabilities import profiles
+    from rolewarden.capabilities.profiles import guard as profiles
 
     clients.reset()
     profiles.clear_profile_cache()

@@ -46,7 +46,7 @@ def aws(local_aws: LocalAws, monkeypatch: pytest.MonkeyPatch) -> LocalAws:
     from rolewarden.aws import pacing
 
     pacing.reset()
-    from rolewarden.capabilities import profiles
+    from rolewarden.capabilities.profiles import guard as profiles
 
     profiles.clear_profile_cache()
     config._cache.clear()

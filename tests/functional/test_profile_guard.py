@@ -19,6 +19,7 @@ from botocore.awsrequest import AWSResponse, HTTPHeaders
 from rolewarden.aws.executor import Executor
 from rolewarden.capabilities import profiles as cap
 from rolewarden.capabilities.base import Run
+from rolewarden.capabilities.profiles import guard
 from rolewarden.config import load_config
 from rolewarden.model.targets import SWEEP
 from rolewarden.telemetry import Sink
@@ -146,7 +147,7 @@ def test_a_configured_boundary_is_required(aws: Any, write_config: Any, profiles
     (finding,) = sink_of(app).findings
     assert finding.details["rules"] == ["permissions-boundary"]
     w.iam().put_role_permissions_boundary(RoleName="web-server", PermissionsBoundary=boundary)
-    cap.clear_profile_cache()  # as after PROFILE_CACHE_SECONDS
+    guard.clear_profile_cache()  # as after PROFILE_CACHE_SECONDS
     invoke(app, w.as_sqs_event(running(first)))
     assert w.attached_profiles() == {first: "web-server"}
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from rolewarden.aws import profiles as ec2
-from rolewarden.capabilities.profiles import lookup_profiles
+from rolewarden.capabilities.profiles.guard import lookup_profiles
 from rolewarden.config import Config, ProfileRule
 from rolewarden.decide.profiles import assignable, decide_instance, desired_profile
 from rolewarden.model.instances import InstanceView

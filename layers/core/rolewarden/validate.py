@@ -11,7 +11,7 @@ from botocore.exceptions import ClientError
 
 from rolewarden.aws.clients import client
 from rolewarden.aws.errors import code_of
-from rolewarden.capabilities.profiles import lookup_profiles
+from rolewarden.capabilities.profiles.guard import lookup_profiles
 from rolewarden.config import Config
 from rolewarden.decide.grants import resource_type
 from rolewarden.decide.profiles import assignable

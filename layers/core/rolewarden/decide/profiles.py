@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -15,7 +15,7 @@ from rolewarden.decide.compliance import (
     registered_rules,
 )
 from rolewarden.model.actions import Action
-from rolewarden.model.instances import Association, GuardFinding, InstanceView, ProfileInfo
+from rolewarden.model.instances import Association, GuardFinding, InstanceView, ProfileInfo, ProfilesSnapshot
 from rolewarden.model.profiles import AssociateProfile, ReassociateProfile, ReplaceProfile, SetMetadataOptions
 
 Verdict = Literal[
@@ -252,6 +252,31 @@ def decide_instance(
         reason = "another profile is attached to the stopped instance"
         return out("reassociate", reason, current.profile_arn, (ReassociateProfile(**swap),))
     return out("replace", "another profile is attached", current.profile_arn, (ReplaceProfile(**swap),))
+
+
+def wanted_profiles(config: Config, views: Iterable[InstanceView]) -> set[str]:
+    """The profiles the instances' tags ask for (the ones observe must read from IAM)."""
+    wanted = (desired_profile(config.instance_profiles, view.tags)[0] for view in views)
+    return {name for name in wanted if name is not None}
+
+
+def decide(snapshot: ProfilesSnapshot, config: Config, ids: Iterable[str] | None = None) -> dict[str, ProfileDecision]:
+    """The decision for every instance of the snapshot (or only ``ids``), from what it observed. An
+    instance whose association was read is decided on it (the source of truth); one that shows
+    another profile without it is ``confirm`` (observe reads its association and decides again)."""
+    settings, path = config.instance_profiles, config.managed_path
+    return {
+        i: decide_instance(
+            settings,
+            path,
+            snapshot.views.get(i),
+            i,
+            snapshot.profiles,
+            snapshot.associations.get(i),
+            association_known=i in snapshot.association_read,
+        )
+        for i in (snapshot.ids if ids is None else ids)
+    }
 
 
 def decide_metadata(

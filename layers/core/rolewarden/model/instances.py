@@ -4,7 +4,7 @@ Built by ``rolewarden.aws`` and read by ``rolewarden.decide``."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -70,3 +70,17 @@ class LifecycleAction:
     hook: str
     token: str
     instance_id: str
+
+
+@dataclass(frozen=True)
+class ProfilesSnapshot:
+    """What the instance-profiles capability observed for one decision (``capabilities.profiles.observe``):
+    the instances DescribeInstances showed, the desired profiles as IAM holds them (with the tag guard's
+    verdict; None: absent), and the associations read for the instances in ``association_read`` (only
+    those that showed another profile: the source of truth there; absent from ``associations``: none)."""
+
+    ids: tuple[str, ...]
+    views: Mapping[str, InstanceView]
+    profiles: Mapping[str, ProfileInfo | None]
+    associations: Mapping[str, Association] = field(default_factory=dict)
+    association_read: frozenset[str] = frozenset()

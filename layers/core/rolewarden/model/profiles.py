@@ -8,12 +8,15 @@ from typing import ClassVar
 from rolewarden.model.actions import Action
 from rolewarden.model.targets import Target
 
+#: The capability's name (``capabilities.get``, metrics, findings).
+CAPABILITY = "instance_profiles"
+
 
 @dataclass(frozen=True)
 class InstanceAction(Action):
     """An action on one instance: the instance is its resource and the target a reconcile re-reads."""
 
-    capability: ClassVar[str] = "instance_profiles"
+    capability: ClassVar[str] = CAPABILITY
     instance_id: str
 
     @property
