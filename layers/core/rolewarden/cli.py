@@ -550,7 +550,7 @@ def _summarise(
 
 # -- explain ---------------------------------------------------------------------------------------
 def cmd_explain(args: argparse.Namespace, out: Out, errors: CallErrors) -> int:
-    from rolewarden import explain
+    from rolewarden.operator import profiles as explain
 
     config = load_config(args.config)
     target = args.resource
@@ -590,7 +590,7 @@ def _print_report(out: Out, report: dict[str, Any], indent: str = "", first: str
 
 # -- validate --------------------------------------------------------------------------------------
 def cmd_validate(args: argparse.Namespace, out: Out, errors: CallErrors) -> int:
-    from rolewarden.validate import account_problems, offline_problems
+    from rolewarden.operator.validate import account_problems, offline_problems
 
     path = args.file or args.config or os.environ.get("ROLEWARDEN_CONFIG") or DEFAULT_CONFIG
     try:
