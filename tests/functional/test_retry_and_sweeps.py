@@ -22,10 +22,11 @@ from typing import Any
 import boto3
 import pytest
 
-from rolewarden import runtime
+from rolewarden import batch, runtime
+from rolewarden.batch import parse_continuation, retry_delay
 from rolewarden.capabilities.base import Outcome, Run
 from rolewarden.model.targets import SWEEP, Target
-from rolewarden.runtime import Handler, parse_continuation, retry_delay
+from rolewarden.runtime import Handler
 from rwlocal import world as w
 from rwlocal.faults import Fault, count_calls, inject
 from rwlocal.stack import load_template
@@ -265,7 +266,7 @@ def test_a_sweep_that_makes_no_progress_is_dead_lettered_not_looped(
     monkeypatch.setenv("ROLEWARDEN_SWEEP_QUEUE_URL", url)
     monkeypatch.setenv("ROLEWARDEN_DLQ_URL", dlq)
     monkeypatch.setenv("ROLEWARDEN_SWEEP_MARGIN", "10")
-    stuck = runtime.Continuation("instance_profiles", "sweep-1", 2, "50")
+    stuck = batch.Continuation("instance_profiles", "sweep-1", 2, "50")
     message = {"MessageId": "m1", "ReceiptHandle": "rh", "Body": stuck.body(), "Attributes": {}}
     handler = _sweep_handler(stub)
     result = handler(_lambda_event(url, [message]), Context(remaining_ms=0))  # no budget at all
@@ -378,7 +379,7 @@ def test_a_failed_record_holding_a_lifecycle_hook_comes_back_within_the_heartbea
     assert len(result["batchItemFailures"]) == 2
     delays = {p["ReceiptHandle"]: p["VisibilityTimeout"] for p in _visibility_calls(calls)}
     by_body = {json.loads(m["Body"])["detail-type"]: delays[m["ReceiptHandle"]] for m in messages}
-    assert by_body[hook["detail-type"]] == runtime.HOOK_RETRY_DELAY < RETRY_MARGIN_SECONDS
+    assert by_body[hook["detail-type"]] == batch.HOOK_RETRY_DELAY < RETRY_MARGIN_SECONDS
     assert by_body["EC2 Instance State-change Notification"] == retry_delay(5, base=5, cap=300, jitter=0.99) == 84
 
 
