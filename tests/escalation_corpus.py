@@ -2,7 +2,7 @@
 
 Written for RoleWarden from the public catalogs (Rhino Security Labs' 21 methods, Datadog's
 pathfinding.cloud, cloudsplaining's PRIVILEGE_ESCALATION_METHODS, PMapper's edge checks). The catalog
-below is typed from those sources, NOT read from ``rolewarden.decide.escalation_paths``: a path the table
+below is typed from those sources, NOT read from ``rolewarden.decide.escalation``: a path the table
 gets wrong shows up here as a miss. Each escalation is played in variants:
 
 * ``base``      one statement, every action, ``Resource: "*"``

@@ -9,7 +9,8 @@ import pytest
 
 import rolewarden.decide.compliance as c
 from rolewarden.config import parse_config
-from rolewarden.decide.escalation_paths import CATEGORIES, PATHS
+from rolewarden.decide.escalation.catalog import PATHS
+from rolewarden.decide.escalation.path import CATEGORIES
 from rolewarden.errors import ConfigError
 
 ACCOUNT = "123456789012"

@@ -16,7 +16,8 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator, model_validator
 
-from rolewarden.decide.escalation_paths import CATEGORIES, PATH_IDS
+from rolewarden.decide.escalation.catalog import PATH_IDS
+from rolewarden.decide.escalation.path import CATEGORIES
 from rolewarden.errors import ConfigError
 
 #: A managed path: "/"-separated IAM name characters. Stricter than IAM's own grammar on purpose: the

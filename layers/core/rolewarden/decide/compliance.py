@@ -33,7 +33,8 @@ from functools import lru_cache
 from typing import Any, ClassVar, Literal
 
 from rolewarden.config import Config, RuleMode
-from rolewarden.decide.escalation_paths import PASS_ROLE, PATHS, EscalationPath, Need
+from rolewarden.decide.escalation.catalog import PATHS
+from rolewarden.decide.escalation.path import PASS_ROLE, EscalationPath, Need
 from rolewarden.model.actions import Action
 
 CAPABILITY_NAME = "role_compliance"
@@ -470,7 +471,7 @@ class NoAdminAccess(Rule):
         return _statement_rule(self.id, role, ctx, offending)
 
 
-# ------------------------------------------------------------------ escalation paths (the table: escalation_paths.py)
+# ------------------------------------------------------------------ escalation paths (the table: decide/escalation/)
 #: A policy variable naming the caller's own IAM user: for a role it resolves to nothing, so a resource
 #: written with it (the documented self-service pattern ``user/${aws:username}``) grants a role nothing.
 SELF_USER_VARIABLE = "${aws:username}"
@@ -681,7 +682,7 @@ def weaker_mode(a: RuleMode, b: RuleMode | None) -> RuleMode:
 class NoPrivilegeEscalation(Rule):
     id = "no-privilege-escalation"
     checks = (
-        "No escalation path of the table in rolewarden.decide.escalation_paths (README: 'Escalation paths') is open "
+        "No escalation path of the table in rolewarden.decide.escalation (README: 'Escalation paths') is open "
         "through the role's policies taken together: IAM writes on the role itself, a policy attached to it, or any "
         "principal; credentials of other users; trust policy rewrites and broad sts:AssumeRole; iam:PassRole to a "
         "service that runs caller-supplied code with that service's actions; code changes in compute that already runs "
