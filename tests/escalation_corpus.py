@@ -571,7 +571,7 @@ CASES: tuple[Case, ...] = tuple(cases())
 def rolewarden_finds(case: Case, config: Any = None) -> set[str]:
     """The path ids RoleWarden names for the case's role ("admin" for no-admin-access)."""
     from rolewarden.config import parse_config
-    from rolewarden.decide.compliance import judge_documents
+    from rolewarden.decide.compliance.judge import judge_documents
 
     found = judge_documents(
         config or parse_config("version: 1"),

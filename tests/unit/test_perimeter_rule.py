@@ -8,8 +8,13 @@ from typing import Any
 import pytest
 
 from rolewarden.config import COMPLIANCE_RULE_IDS, Config
-from rolewarden.decide import compliance as c
-from rolewarden.decide.perimeter import PERIMETER_POLICY, RULE_ID, perimeter_document
+from rolewarden.decide.compliance.judge import RoleDecision, decide_role
+from rolewarden.decide.compliance.perimeter import PERIMETER_POLICY, RULE_ID, perimeter_document
+from rolewarden.decide.compliance.registry import registered_rules
+from rolewarden.decide.compliance.trust import CANONICAL_TRUST
+from rolewarden.model.compliance import DeleteInlinePolicy, PutInlinePolicy
+from rolewarden.model.documents import canonical_json
+from rolewarden.model.iam import AttachedPolicy, Role
 from rwlocal.iamcatalog import problems
 
 ACCOUNT = "123456789012"
@@ -40,25 +45,25 @@ def config(mode: str = "enforce", perimeter: dict[str, Any] | None = None, **rul
 
 
 def role(name: str = "web", inline: dict[str, Any] | None = None, trust: Any = None, grants: bool = False) -> Any:
-    return c.RoleView(
+    return Role(
         name=name,
         arn=f"arn:aws:iam::{ACCOUNT}:role{PATH}{name}",
         path=PATH,
-        trust=trust if trust is not None else c.CANONICAL_TRUST,
-        attached=(c.AttachedPolicy(GRANT_ARN, "rolewarden-grants-web"),) if grants else (),
+        trust=trust if trust is not None else CANONICAL_TRUST,
+        attached=(AttachedPolicy(GRANT_ARN, "rolewarden-grants-web"),) if grants else (),
         inline=inline or {},
     )
 
 
-def decide(r: Any, cfg: Config) -> c.RoleDecision:
-    return c.decide_role(r, cfg, {})
+def decide(r: Any, cfg: Config) -> RoleDecision:
+    return decide_role(r, cfg, {})
 
 
-def puts(decision: c.RoleDecision) -> list[c.PutInlinePolicy]:
-    return [a for a in decision.actions if isinstance(a, c.PutInlinePolicy)]
+def puts(decision: RoleDecision) -> list[PutInlinePolicy]:
+    return [a for a in decision.actions if isinstance(a, PutInlinePolicy)]
 
 
-def denied_services(action: c.PutInlinePolicy) -> list[str]:
+def denied_services(action: PutInlinePolicy) -> list[str]:
     (first, second) = json.loads(action.document)["Statement"]
     assert first["Action"] == second["Action"]
     return [a.split(":")[0] for a in first["Action"]]
@@ -136,7 +141,7 @@ def test_a_changed_perimeter_is_put_back_only_if_still_as_read() -> None:
     stale = perimeter_document(("s3",))
     r = role(inline={"app": allow("s3:GetObject", "sqs:SendMessage"), PERIMETER_POLICY: stale})
     (action,) = puts(decide(r, config()))
-    assert action.expected == c.canonical_json(stale)
+    assert action.expected == canonical_json(stale)
     assert denied_services(action) == ["s3", "sqs"]
 
 
@@ -186,20 +191,20 @@ def test_the_remedy_written_by_the_executor_passes_the_catalog_check() -> None:
 def test_no_inline_policies_does_not_delete_the_perimeter_while_the_rule_is_on() -> None:
     r = role(inline={PERIMETER_POLICY: perimeter_document(("s3",)), "app": allow("s3:GetObject")})
     on = decide(r, config("enforce", no_inline_policies="enforce"))
-    assert [a.policy_name for a in on.actions if isinstance(a, c.DeleteInlinePolicy)] == ["app"]
+    assert [a.policy_name for a in on.actions if isinstance(a, DeleteInlinePolicy)] == ["app"]
     off = decide(r, config("off", no_inline_policies="enforce"))
-    assert sorted(a.policy_name for a in off.actions if isinstance(a, c.DeleteInlinePolicy)) == [
+    assert sorted(a.policy_name for a in off.actions if isinstance(a, DeleteInlinePolicy)) == [
         "app",
         PERIMETER_POLICY,
     ]
 
 
 def test_the_rule_is_registered_off_by_default_and_declares_its_permissions() -> None:
-    rule = c.registered_rules()[RULE_ID]
+    rule = registered_rules()[RULE_ID]
     assert rule.permissions == ("iam:GetRolePolicy", "iam:PutRolePolicy")
     assert Config.model_validate({"version": 1}).rule_mode(RULE_ID) == "off"
     # the registry's public interface is unchanged: the tag guard and the escalation rule still find theirs
-    assert {"no-admin-access", "no-privilege-escalation", "permissions-boundary"} <= set(c.registered_rules())
+    assert {"no-admin-access", "no-privilege-escalation", "permissions-boundary"} <= set(registered_rules())
 
 
 @pytest.mark.parametrize(
