@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
@@ -21,11 +22,13 @@ from rolewarden.decide.policy import (
     without_statements,
 )
 from rolewarden.model.compliance import (
+    REMEDIATION_ACTIONS,
     DeleteInlinePolicy,
     DetachManagedPolicy,
     PutBoundary,
     ReplaceTrustPolicy,
     RewriteInlinePolicy,
+    RoleAction,
     single_version_policy,
 )
 from rolewarden.model.documents import PolicyDocumentError
@@ -511,6 +514,7 @@ TRUST_CASES = [
     (doc({"Effect": "Allow", "NotPrincipal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}), False),
     (doc({"Effect": "Deny", "Principal": "*", "Action": "sts:AssumeRole"}), False),
     ("{not json", False),
+    (doc({"Effect": "Allow", "Principal": {"Service": 5}, "Action": "sts:AssumeRole"}), False),
 ]
 
 
@@ -532,6 +536,7 @@ TRUST_CASES = [
         "notprincipal",
         "nobody-may-assume",
         "unreadable",
+        "service-not-a-string",
     ],
 )
 def test_trust_ec2_only(trust: Any, ok: bool) -> None:
@@ -801,3 +806,25 @@ def test_the_forwarder_forwards_exactly_the_events_the_stack_listens_to() -> Non
     for logical_id in ("IamRoleChangesRule", "IamRoleChangesByOthersRule"):
         # in every home stack, whatever its region (not only in us-east-1)
         assert main[logical_id].get("Condition") in (None, "IsHome"), f"{logical_id} must also exist outside us-east-1"
+
+
+@pytest.mark.parametrize("action_type", REMEDIATION_ACTIONS, ids=lambda t: t.verb)
+def test_every_remediation_action_describes_its_role_and_rules_and_serialises(action_type: type[RoleAction]) -> None:
+    fields = {
+        "policy_arn": ADMIN_ARN,
+        "policy_name": "p",
+        "document": "{}",
+        "expected": "{}",
+        "removed": (1,),
+        "boundary_arn": BOUNDARY,
+        "profile_name": "web",
+        "profile_path": PATH,
+    }
+    names = {f.name for f in dataclasses.fields(action_type)} - {"role_name", "role_path", "scope", "rules"}
+    action = action_type(
+        role_name="web", role_path=PATH, scope=PATH, rules=("rule-a", "rule-b"), **{n: fields[n] for n in names}
+    )
+    text = action.describe()
+    assert "web" in text and "rule-a, rule-b" in text and action.verb not in ("", None)
+    assert action.as_dict()["action"] == action.verb and action.resource == "role/web"
+    assert action.as_dict()["capability"] == "role_compliance"

@@ -161,8 +161,24 @@ def _role(trust: Any, profiles: tuple[str, ...] | None) -> Role:
             (),
             True,
         ),
+        ("{not json", (), False),
+        ({"Statement": [{"Effect": "Allow", "Principal": "*", "Action": "sts:AssumeRole"}]}, (), False),
+        (
+            {"Statement": [{"Effect": "Deny", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:*"}]},
+            (),
+            False,
+        ),
     ],
-    ids=["ec2-no-profile", "has-profile", "profiles-not-read", "lambda-trust", "ec2-in-a-list-any-case"],
+    ids=[
+        "ec2-no-profile",
+        "has-profile",
+        "profiles-not-read",
+        "lambda-trust",
+        "ec2-in-a-list-any-case",
+        "unreadable-trust",
+        "anyone-not-a-service",
+        "ec2-denied",
+    ],
 )
 def test_instance_profile_decision(trust: Any, profiles: tuple[str, ...] | None, planned: bool) -> None:
     cfg = config("compliance:\n  rules: {ec2-instance-profile: enforce, trust-ec2-only: 'off'}\n")
@@ -177,3 +193,11 @@ def test_a_deny_on_the_role_itself_closes_the_self_path_even_under_a_broad_allow
     own = f"arn:aws:iam::{ACCOUNT}:role/rolewarden/app"
     found = judge({"a": doc(allow("iam:PutRolePolicy"), {"Effect": "Deny", "Action": "iam:*", "Resource": own})})
     assert "iam-005" not in paths_of(found)
+
+
+def test_judge_documents_skips_a_content_rule_that_is_off() -> None:
+    documents = {"admin": doc(allow("*")), "pass": doc(allow("iam:PassRole"), allow("lambda:CreateFunction"))}
+    both = {v.rule for v, _m in judge(documents)}
+    assert both == {"no-admin-access", "no-privilege-escalation"}
+    only = judge(documents, cfg=config("compliance:\n  rules: {no-admin-access: 'off'}\n"))
+    assert {v.rule for v, _m in only} == {"no-privilege-escalation"}

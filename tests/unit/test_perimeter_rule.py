@@ -9,11 +9,18 @@ import pytest
 
 from rolewarden.config import COMPLIANCE_RULE_IDS, Config
 from rolewarden.decide.compliance.judge import RoleDecision, decide_role
-from rolewarden.decide.compliance.perimeter import PERIMETER_POLICY, RULE_ID, perimeter_document
+from rolewarden.decide.compliance.perimeter import (
+    PERIMETER_POLICY,
+    RULE_ID,
+    desired_perimeter,
+    has_perimeter,
+    perimeter_document,
+)
 from rolewarden.decide.compliance.registry import registered_rules
+from rolewarden.decide.compliance.rule import RuleContext
 from rolewarden.decide.compliance.trust import CANONICAL_TRUST
 from rolewarden.model.compliance import DeleteInlinePolicy, PutInlinePolicy
-from rolewarden.model.documents import canonical_json
+from rolewarden.model.documents import PolicyDocumentError, canonical_json
 from rolewarden.model.iam import AttachedPolicy, Role
 from rwlocal.iamcatalog import problems
 
@@ -226,3 +233,39 @@ def test_bad_perimeter_config_is_refused(perimeter: dict[str, Any], error: str) 
     with pytest.raises(ConfigError) as exc:
         parse_config(text, "rw.yaml")
     assert "compliance.instance_perimeter" in str(exc.value) and error in str(exc.value)
+
+
+@pytest.mark.parametrize(
+    ("r", "expected"),
+    [
+        (role(trust=LAMBDA_TRUST), None),
+        (role(inline={"app": allow("s3:GetObject")}), False),
+        (role(inline={"app": allow("s3:GetObject"), PERIMETER_POLICY: perimeter_document(("s3",))}), True),
+        (
+            role(
+                inline={"app": allow("s3:GetObject", "sqs:SendMessage"), PERIMETER_POLICY: perimeter_document(("s3",))}
+            ),
+            False,
+        ),
+        (role(name="other", inline={"app": allow("s3:GetObject")}), False),
+    ],
+    ids=["not-ec2", "missing", "in-place", "outdated", "no-endpoint-services"],
+)
+def test_has_perimeter(r: Any, expected: bool | None) -> None:
+    assert has_perimeter(r, RuleContext(config(), {})) is expected
+
+
+def test_deny_statements_name_no_service_and_notaction_makes_the_role_open_ended() -> None:
+    deny = {"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": "kms:*", "Resource": "*"}]}
+    denies_only = role(inline={"app": allow("s3:GetObject"), "guard": deny})
+    assert desired_perimeter(denies_only, RuleContext(config(), {})) == (("s3",), (), ("dynamodb", "s3", "sqs"))
+    open_ended = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "NotAction": "iam:*", "Resource": "*"}]}
+    covered, uncovered, _endpoint = desired_perimeter(role(inline={"app": open_ended}), RuleContext(config(), {}))
+    assert covered == ("dynamodb", "s3", "sqs") and uncovered == ("*",)
+
+
+def test_an_unreadable_perimeter_makes_the_role_unreadable_not_compliant() -> None:
+    r = role(inline={"app": allow("s3:GetObject"), PERIMETER_POLICY: "{not json"})
+    with pytest.raises(PolicyDocumentError):
+        has_perimeter(r, RuleContext(config(), {}))
+    assert decide(r, config()).verdict == "unreadable"

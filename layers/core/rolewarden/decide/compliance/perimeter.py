@@ -111,10 +111,8 @@ def has_perimeter(role: Role, ctx: RuleContext) -> bool | None:
 
 
 def _same(current: Any, wanted: dict[str, Any]) -> bool:
-    try:
-        return canonical_json(load_document(current)) == canonical_json(wanted)
-    except ValueError:
-        return False
+    """Whether the document in place is the one wanted (``documents`` parsed it already: it is readable)."""
+    return canonical_json(load_document(current)) == canonical_json(wanted)
 
 
 class InstanceCredentialPerimeter(Rule):
