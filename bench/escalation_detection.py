@@ -21,7 +21,7 @@ from typing import Any
 from bench.common import BENCH, Context, Result
 
 NAME = "escalation_detection"
-REQUIRES = "layers/core/rolewarden/decide/escalation_paths.py"
+REQUIRES = "layers/core/rolewarden/decide/escalation/catalog.py"
 CLOUDSPLAINING_VERSION = "0.9.1"
 CLOUDSPLAINING_VENV = BENCH / ".cloudsplaining-venv"
 CLOUDSPLAINING_PYTHON = CLOUDSPLAINING_VENV / "bin" / "python"

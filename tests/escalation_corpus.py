@@ -2,7 +2,7 @@
 
 Written for RoleWarden from the public catalogs (Rhino Security Labs' 21 methods, Datadog's
 pathfinding.cloud, cloudsplaining's PRIVILEGE_ESCALATION_METHODS, PMapper's edge checks). The catalog
-below is typed from those sources, NOT read from ``rolewarden.decide.escalation_paths``: a path the table
+below is typed from those sources, NOT read from ``rolewarden.decide.escalation``: a path the table
 gets wrong shows up here as a miss. Each escalation is played in variants:
 
 * ``base``      one statement, every action, ``Resource: "*"``
@@ -571,7 +571,7 @@ CASES: tuple[Case, ...] = tuple(cases())
 def rolewarden_finds(case: Case, config: Any = None) -> set[str]:
     """The path ids RoleWarden names for the case's role ("admin" for no-admin-access)."""
     from rolewarden.config import parse_config
-    from rolewarden.decide.compliance import judge_documents
+    from rolewarden.decide.compliance.judge import judge_documents
 
     found = judge_documents(
         config or parse_config("version: 1"),

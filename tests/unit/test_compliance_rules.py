@@ -2,24 +2,37 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
 import pytest
 
 from rolewarden.config import COMPLIANCE_RULE_IDS, Config
-from rolewarden.decide import compliance as c
-from rolewarden.decide.compliance import (
-    CANONICAL_TRUST,
-    AttachedPolicy,
+from rolewarden.decide.compliance.judge import decide_role
+from rolewarden.decide.compliance.registry import READ_PERMISSIONS, RULES, index_rules, registered_rules
+from rolewarden.decide.compliance.rollback import restore_plan
+from rolewarden.decide.compliance.rule import Remedy, Rule, RuleContext, Violation
+from rolewarden.decide.compliance.trust import CANONICAL_TRUST
+from rolewarden.decide.policy import (
+    action_matches,
+    parse_policy,
+    resource_is_broad,
+    resource_is_everything,
+    without_statements,
+)
+from rolewarden.model.compliance import (
+    REMEDIATION_ACTIONS,
     DeleteInlinePolicy,
     DetachManagedPolicy,
-    ManagedPolicyView,
     PutBoundary,
     ReplaceTrustPolicy,
     RewriteInlinePolicy,
-    RoleView,
+    RoleAction,
+    single_version_policy,
 )
+from rolewarden.model.documents import PolicyDocumentError
+from rolewarden.model.iam import AttachedPolicy, ManagedPolicy, Role
 
 ACCOUNT = "123456789012"
 PATH = "/rolewarden/"
@@ -65,8 +78,8 @@ def role(
     boundary: str | None = None,
     name: str = "web",
     path: str = PATH,
-) -> RoleView:
-    return RoleView(
+) -> Role:
+    return Role(
         name=name,
         arn=f"arn:aws:iam::{ACCOUNT}:role{path}{name}",
         path=path,
@@ -77,9 +90,8 @@ def role(
     )
 
 
-def managed(arn: str, document: Any) -> ManagedPolicyView:
-    path, name = c.policy_path_and_name(arn)
-    return ManagedPolicyView(arn, name, path, "v1", document)
+def managed(arn: str, document: Any) -> ManagedPolicy:
+    return single_version_policy(arn, document)
 
 
 POLICIES = {
@@ -89,14 +101,14 @@ POLICIES = {
 }
 
 
-def violations(rule_id: str, view: RoleView, cfg: Config | None = None) -> list[c.Violation]:
-    rule = c.registered_rules()[rule_id]
-    return rule.evaluate(view, c.RuleContext(cfg or config(), POLICIES))
+def violations(rule_id: str, view: Role, cfg: Config | None = None) -> list[Violation]:
+    rule = registered_rules()[rule_id]
+    return rule.evaluate(view, RuleContext(cfg or config(), POLICIES))
 
 
 # ------------------------------------------------------------------ registry
 def test_registry_holds_every_configurable_rule_with_its_declarations() -> None:
-    rules = c.registered_rules()
+    rules = registered_rules()
     assert tuple(rules) == COMPLIANCE_RULE_IDS
     for rule_id, rule in rules.items():
         assert rule.id == rule_id
@@ -104,12 +116,18 @@ def test_registry_holds_every_configurable_rule_with_its_declarations() -> None:
         assert rule.permissions and all(":" in p for p in rule.permissions), rule_id
 
 
-def test_a_rule_id_can_only_be_registered_once() -> None:
-    class Duplicate(c.Rule):
+def test_a_rule_id_can_only_be_declared_once() -> None:
+    class Duplicate(Rule):
         id = "no-admin-access"
 
+    class Nameless(Rule):
+        pass
+
+    assert [r.id for r in RULES] == list(registered_rules())
     with pytest.raises(ValueError, match="unique id"):
-        c.register(Duplicate)
+        index_rules((*RULES, Duplicate()))
+    with pytest.raises(ValueError, match="unique id"):
+        index_rules((Nameless(),))
 
 
 # ------------------------------------------------------------------ normalisation
@@ -145,7 +163,7 @@ def test_a_rule_id_can_only_be_registered_once() -> None:
     ],
 )
 def test_action_matching(pattern: str, action: str, expected: bool) -> None:
-    assert c.action_matches(pattern, action) is expected
+    assert action_matches(pattern, action) is expected
 
 
 @pytest.mark.parametrize(
@@ -176,8 +194,8 @@ def test_action_matching(pattern: str, action: str, expected: bool) -> None:
     ],
 )
 def test_resource_breadth(resource: str, everything: bool, broad: bool) -> None:
-    assert c.resource_is_everything(resource) is everything
-    assert c.resource_is_broad(resource) is broad
+    assert resource_is_everything(resource) is everything
+    assert resource_is_broad(resource) is broad
 
 
 @pytest.mark.parametrize(
@@ -193,7 +211,7 @@ def test_resource_breadth(resource: str, everything: bool, broad: bool) -> None:
     ids=["dict", "json-string", "url-encoded-json", "statement-object", "lists"],
 )
 def test_documents_in_every_shape_normalise_alike(document: Any) -> None:
-    policy = c.parse_policy(document)
+    policy = parse_policy(document)
     assert len(policy.statements) == 1
     statement = policy.statements[0]
     assert statement.is_allow and statement.every_resource
@@ -213,16 +231,16 @@ def test_documents_in_every_shape_normalise_alike(document: Any) -> None:
     ids=["not-json", "json-array", "statement-string", "bad-effect", "action-number", "number"],
 )
 def test_unreadable_documents_raise_a_typed_error(document: Any) -> None:
-    with pytest.raises(c.PolicyDocumentError):
-        c.parse_policy(document)
+    with pytest.raises(PolicyDocumentError):
+        parse_policy(document)
 
 
 def test_not_action_allows_everything_it_does_not_name() -> None:
-    statement = c.parse_policy(doc({"Effect": "Allow", "NotAction": ["iam:*"], "Resource": "*"})).statements[0]
+    statement = parse_policy(doc({"Effect": "Allow", "NotAction": ["iam:*"], "Resource": "*"})).statements[0]
     assert statement.allows_action("s3:DeleteBucket")
     assert statement.allows_action("sts:AssumeRole")
     assert not statement.allows_action("iam:PassRole")
-    deny = c.parse_policy(doc({"Effect": "Deny", "Action": "*", "Resource": "*"})).statements[0]
+    deny = parse_policy(doc({"Effect": "Deny", "Action": "*", "Resource": "*"})).statements[0]
     assert not deny.allows_action("s3:GetObject")
 
 
@@ -242,7 +260,7 @@ def test_not_action_allows_everything_it_does_not_name() -> None:
     ids=["keeps-first", "keeps-order", "none-left", "object-statement-removed", "object-statement-kept"],
 )
 def test_without_statements_keeps_the_good_ones_verbatim(statement: Any, drop: list[int], expected: Any) -> None:
-    assert c.without_statements({"Version": "2012-10-17", "Statement": statement}, drop) == expected
+    assert without_statements({"Version": "2012-10-17", "Statement": statement}, drop) == expected
 
 
 # ------------------------------------------------------------------ no-admin-access
@@ -288,12 +306,12 @@ def test_no_admin_access_inline(document: Any, bad: bool) -> None:
     found = violations("no-admin-access", role(inline={"p": document}))
     assert bool(found) is bad
     if bad:
-        assert found[0].remedy == c.Remedy("remove-statements", policy="p", statements=(0,))
+        assert found[0].remedy == Remedy("remove-statements", policy="p", statements=(0,))
 
 
 def test_no_admin_access_detaches_aws_managed_admin_but_not_readonly_or_grant_policies() -> None:
     found = violations("no-admin-access", role(attached=(ADMIN_ARN, READONLY_ARN, GRANT_ARN)))
-    assert [v.remedy for v in found] == [c.Remedy("detach", policy=ADMIN_ARN)]
+    assert [v.remedy for v in found] == [Remedy("detach", policy=ADMIN_ARN)]
 
 
 # ------------------------------------------------------------------ no-privilege-escalation
@@ -404,7 +422,7 @@ def test_chain_remedy_removes_only_the_passrole_statement() -> None:
         "no-privilege-escalation",
         role(inline={"p": doc(LAMBDA_PASS, allow(["lambda:CreateFunction", "lambda:InvokeFunction"]))}),
     )
-    assert [v.remedy for v in found] == [c.Remedy("remove-statements", policy="p", statements=(0,))]
+    assert [v.remedy for v in found] == [Remedy("remove-statements", policy="p", statements=(0,))]
 
 
 def test_chain_is_found_across_policies_of_the_role() -> None:
@@ -414,8 +432,8 @@ def test_chain_is_found_across_policies_of_the_role() -> None:
         lambda_policy: managed(lambda_policy, doc(allow(["lambda:CreateFunction", "lambda:InvokeFunction"]))),
     }
     view = role(inline={"pass": doc(LAMBDA_PASS)}, attached=(lambda_policy,))
-    rule = c.registered_rules()["no-privilege-escalation"]
-    found = rule.evaluate(view, c.RuleContext(config(), policies))
+    rule = registered_rules()["no-privilege-escalation"]
+    found = rule.evaluate(view, RuleContext(config(), policies))
     assert [v.remedy.policy for v in found] == ["pass"]
     assert [p["id"] for p in found[0].details["paths"]] == ["lambda-001"]
 
@@ -496,6 +514,7 @@ TRUST_CASES = [
     (doc({"Effect": "Allow", "NotPrincipal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}), False),
     (doc({"Effect": "Deny", "Principal": "*", "Action": "sts:AssumeRole"}), False),
     ("{not json", False),
+    (doc({"Effect": "Allow", "Principal": {"Service": 5}, "Action": "sts:AssumeRole"}), False),
 ]
 
 
@@ -517,13 +536,14 @@ TRUST_CASES = [
         "notprincipal",
         "nobody-may-assume",
         "unreadable",
+        "service-not-a-string",
     ],
 )
 def test_trust_ec2_only(trust: Any, ok: bool) -> None:
     found = violations("trust-ec2-only", role(trust=trust))
     assert (not found) is ok
     if not ok:
-        assert found[0].remedy == c.Remedy("trust")
+        assert found[0].remedy == Remedy("trust")
 
 
 # ------------------------------------------------------------------ boundary, inline, allowlist
@@ -542,13 +562,13 @@ def test_permissions_boundary(configured: str | None, current: str | None, bad: 
     found = violations("permissions-boundary", role(boundary=current), config(permissions_boundary=configured))
     assert bool(found) is bad
     if bad:
-        assert found[0].remedy == c.Remedy("boundary", boundary=BOUNDARY)
+        assert found[0].remedy == Remedy("boundary", boundary=BOUNDARY)
 
 
 def test_no_inline_policies_names_each_inline_policy() -> None:
     assert violations("no-inline-policies", role()) == []
     found = violations("no-inline-policies", role(inline={"b": doc(allow("s3:GetObject")), "a": doc(allow("s3:*"))}))
-    assert [v.remedy for v in found] == [c.Remedy("delete-inline", policy="a"), c.Remedy("delete-inline", policy="b")]
+    assert [v.remedy for v in found] == [Remedy("delete-inline", policy="a"), Remedy("delete-inline", policy="b")]
 
 
 @pytest.mark.parametrize(
@@ -596,7 +616,7 @@ def test_scope() -> None:
         "rw-exec": role(inline=admin, name="rw-exec"),
         "nested": role(inline=admin, name="nested", path="/rolewarden/team/"),
     }
-    verdicts = {k: c.decide_role(v, cfg, POLICIES, own).verdict for k, v in cases.items()}
+    verdicts = {k: decide_role(v, cfg, POLICIES, own).verdict for k, v in cases.items()}
     assert verdicts == {
         "outside": "out-of-scope",
         "service-linked": "out-of-scope",
@@ -613,7 +633,7 @@ def test_a_partly_bad_inline_policy_is_rewritten_keeping_good_statements() -> No
         allow("iam:PassRole"),
         {"Effect": "Deny", "Action": "s3:DeleteObject", "Resource": "*"},
     )
-    decision = c.decide_role(role(inline={"mixed": document}), config(rules={"no-inline-policies": "report"}), POLICIES)
+    decision = decide_role(role(inline={"mixed": document}), config(rules={"no-inline-policies": "report"}), POLICIES)
     assert decision.verdict == "noncompliant"
     (action,) = decision.actions
     assert isinstance(action, RewriteInlinePolicy)
@@ -628,9 +648,9 @@ def test_a_partly_bad_inline_policy_is_rewritten_keeping_good_statements() -> No
 
 
 def test_an_all_bad_inline_policy_is_deleted_and_no_inline_enforce_deletes_outright() -> None:
-    all_bad = c.decide_role(role(inline={"p": doc(allow("*"))}), config(rules={"no-inline-policies": "off"}), POLICIES)
+    all_bad = decide_role(role(inline={"p": doc(allow("*"))}), config(rules={"no-inline-policies": "off"}), POLICIES)
     assert [type(a) for a in all_bad.actions] == [DeleteInlinePolicy]
-    enforced = c.decide_role(role(inline={"p": doc(allow("*"), allow("s3:GetObject"))}), config(), POLICIES)
+    enforced = decide_role(role(inline={"p": doc(allow("*"), allow("s3:GetObject"))}), config(), POLICIES)
     (action,) = enforced.actions
     assert isinstance(action, DeleteInlinePolicy)
     assert action.rules == ("no-admin-access", "no-inline-policies", "no-privilege-escalation")
@@ -642,7 +662,7 @@ def test_every_remedy_in_one_plan() -> None:
         attached=(ADMIN_ARN, READONLY_ARN, GRANT_ARN),
         trust=doc({"Effect": "Allow", "Principal": "*", "Action": "sts:AssumeRole"}),
     )
-    decision = c.decide_role(view, config(permissions_boundary=BOUNDARY), POLICIES)
+    decision = decide_role(view, config(permissions_boundary=BOUNDARY), POLICIES)
     kinds = [(type(a).__name__, getattr(a, "policy_arn", getattr(a, "policy_name", ""))) for a in decision.actions]
     assert kinds == [
         ("DetachManagedPolicy", ADMIN_ARN),
@@ -669,22 +689,22 @@ def test_every_remedy_in_one_plan() -> None:
 )
 def test_rule_modes(mode: str, actions: int, reported: int) -> None:
     cfg = config(rules={r: "off" for r in COMPLIANCE_RULE_IDS} | {"no-admin-access": mode})
-    decision = c.decide_role(role(attached=(ADMIN_ARN,)), cfg, POLICIES)
+    decision = decide_role(role(attached=(ADMIN_ARN,)), cfg, POLICIES)
     assert len(decision.actions) == actions
     assert len(decision.violations) == reported
 
 
 def test_a_compliant_role_needs_nothing() -> None:
-    decision = c.decide_role(
+    decision = decide_role(
         role(attached=(READONLY_ARN, GRANT_ARN)), config(allowed_managed_policies=[READONLY_ARN]), POLICIES
     )
     assert decision.verdict == "compliant" and decision.actions == () and decision.violations == ()
 
 
 def test_an_unreadable_policy_makes_an_unreadable_verdict_not_a_crash() -> None:
-    decision = c.decide_role(role(inline={"p": "{broken"}), config(), POLICIES)
+    decision = decide_role(role(inline={"p": "{broken"}), config(), POLICIES)
     assert decision.verdict == "unreadable" and decision.actions == ()
-    missing = c.decide_role(role(attached=(f"arn:aws:iam::{ACCOUNT}:policy/unread",)), only("no-admin-access"), {})
+    missing = decide_role(role(attached=(f"arn:aws:iam::{ACCOUNT}:policy/unread",)), only("no-admin-access"), {})
     assert missing.verdict == "unreadable"
 
 
@@ -695,24 +715,11 @@ def test_deciding_is_deterministic_and_a_remediated_role_is_compliant() -> None:
         trust=doc({"Effect": "Allow", "Principal": "*", "Action": "sts:AssumeRole"}),
     )
     cfg = config(rules={"no-inline-policies": "report", "managed-policy-allowlist": "report"})
-    first, second = c.decide_role(view, cfg, POLICIES), c.decide_role(view, cfg, POLICIES)
+    first, second = decide_role(view, cfg, POLICIES), decide_role(view, cfg, POLICIES)
     assert first == second
     rewrite = next(a for a in first.actions if isinstance(a, RewriteInlinePolicy))
-    after = RoleView(view.name, view.arn, view.path, CANONICAL_TRUST, None, (), {"p": json.loads(rewrite.document)})
-    assert c.decide_role(after, cfg, POLICIES).enforced == ()
-
-
-@pytest.mark.parametrize(
-    ("roles", "limit", "tripped"),
-    [(3, 3, False), (4, 3, True), (1, 0, True), (0, 0, False)],
-    ids=["at-limit", "over-limit", "zero-limit", "nothing-to-do"],
-)
-def test_circuit_breaker(roles: int, limit: int, tripped: bool) -> None:
-    decisions = [c.decide_role(role(name=f"r{i}", attached=(ADMIN_ARN,)), config(), POLICIES) for i in range(roles)]
-    decisions.append(c.decide_role(role(name="fine"), config(), POLICIES))
-    breaker = c.circuit_breaker(decisions, limit)
-    assert breaker.tripped is tripped
-    assert len(breaker.roles) == roles
+    after = Role(view.name, view.arn, view.path, CANONICAL_TRUST, None, (), {"p": json.loads(rewrite.document)})
+    assert decide_role(after, cfg, POLICIES).enforced == ()
 
 
 def test_restore_plan_is_the_exact_difference() -> None:
@@ -723,7 +730,7 @@ def test_restore_plan_is_the_exact_difference() -> None:
         boundary=BOUNDARY,
     )
     after = role(inline={"keep": doc(allow("s3:GetObject")), "new": doc(allow("s3:*"))}, attached=(READONLY_ARN,))
-    steps = c.restore_plan(after.state(), before.state())
+    steps = restore_plan(after.state(), before.state())
     assert steps == [
         ("trust", before.trust),
         ("put-boundary", BOUNDARY),
@@ -731,8 +738,8 @@ def test_restore_plan_is_the_exact_difference() -> None:
         ("put-inline", ("a", doc(allow("*")))),
         ("delete-inline", "new"),
     ]
-    assert c.restore_plan(before.state(), before.state()) == []
-    assert c.restore_plan(before.state(), after.state())[1] == ("delete-boundary", None)
+    assert restore_plan(before.state(), before.state()) == []
+    assert restore_plan(before.state(), after.state())[1] == ("delete-boundary", None)
 
 
 # ------------------------------------------------------------------ template: one source of truth
@@ -760,8 +767,8 @@ def test_every_rule_permission_and_read_is_granted_to_the_function() -> None:
     from rwlocal.stack import load_template
 
     granted = _granted(load_template())
-    needed = {p: rule.id for rule in c.registered_rules().values() for p in rule.permissions}
-    needed.update({p: "reads" for p in c.READ_PERMISSIONS})
+    needed = {p: rule.id for rule in registered_rules().values() for p in rule.permissions}
+    needed.update({p: "reads" for p in READ_PERMISSIONS})
     missing = {p: who for p, who in needed.items() if p not in granted}
     assert missing == {}
 
@@ -770,7 +777,7 @@ def test_the_function_may_write_nothing_no_rule_declares_and_only_under_the_mana
     from rwlocal.stack import load_template
 
     granted = _granted(load_template())
-    declared = {p for rule in c.registered_rules().values() for p in rule.permissions}
+    declared = {p for rule in registered_rules().values() for p in rule.permissions}
     writes = {a for a in granted if a.startswith("iam:") and not a.split(":")[1].startswith(("Get", "List"))}
     assert writes - declared == set()
     for action in writes:
@@ -799,3 +806,25 @@ def test_the_forwarder_forwards_exactly_the_events_the_stack_listens_to() -> Non
     for logical_id in ("IamRoleChangesRule", "IamRoleChangesByOthersRule"):
         # in every home stack, whatever its region (not only in us-east-1)
         assert main[logical_id].get("Condition") in (None, "IsHome"), f"{logical_id} must also exist outside us-east-1"
+
+
+@pytest.mark.parametrize("action_type", REMEDIATION_ACTIONS, ids=lambda t: t.verb)
+def test_every_remediation_action_describes_its_role_and_rules_and_serialises(action_type: type[RoleAction]) -> None:
+    fields = {
+        "policy_arn": ADMIN_ARN,
+        "policy_name": "p",
+        "document": "{}",
+        "expected": "{}",
+        "removed": (1,),
+        "boundary_arn": BOUNDARY,
+        "profile_name": "web",
+        "profile_path": PATH,
+    }
+    names = {f.name for f in dataclasses.fields(action_type)} - {"role_name", "role_path", "scope", "rules"}
+    action = action_type(
+        role_name="web", role_path=PATH, scope=PATH, rules=("rule-a", "rule-b"), **{n: fields[n] for n in names}
+    )
+    text = action.describe()
+    assert "web" in text and "rule-a, rule-b" in text and action.verb not in ("", None)
+    assert action.as_dict()["action"] == action.verb and action.resource == "role/web"
+    assert action.as_dict()["capability"] == "role_compliance"

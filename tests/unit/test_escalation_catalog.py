@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from rolewarden.decide.escalation_paths import PATHS, all_actions
+from rolewarden.decide.escalation.catalog import PATHS, all_actions
 from rwlocal.iamcatalog import problems
 from tests.escalation_corpus import CATALOG
 

@@ -7,10 +7,14 @@ from typing import Any
 
 import pytest
 
-import rolewarden.decide.compliance as c
 from rolewarden.config import parse_config
-from rolewarden.decide.escalation_paths import CATEGORIES, PATHS
+from rolewarden.decide.compliance.judge import decide_role, judge_documents
+from rolewarden.decide.compliance.rule import Remedy
+from rolewarden.decide.escalation.catalog import PATHS
+from rolewarden.decide.escalation.path import CATEGORIES
 from rolewarden.errors import ConfigError
+from rolewarden.model.compliance import CreateInstanceProfile
+from rolewarden.model.iam import Role
 
 ACCOUNT = "123456789012"
 MANAGED = f"arn:aws:iam::{ACCOUNT}:policy/team/lambda-dev"
@@ -33,7 +37,7 @@ def config(text: str = "") -> Any:
 
 
 def judge(inline: dict[str, Any], managed: dict[str, Any] | None = None, cfg: Any = None) -> list[Any]:
-    return c.judge_documents(cfg or config(), inline, managed, role_name="app", account=ACCOUNT)
+    return judge_documents(cfg or config(), inline, managed, role_name="app", account=ACCOUNT)
 
 
 def paths_of(found: list[Any]) -> set[str]:
@@ -50,13 +54,13 @@ def test_remedy_removes_the_passrole_statement_and_keeps_the_lambda_ones() -> No
     found = judge({"p": doc(allow(["lambda:CreateFunction", "lambda:InvokeFunction"]), allow("iam:PassRole"))})
     (violation, mode) = next((v, m) for v, m in found if v.rule == "no-privilege-escalation")
     assert mode == "enforce"
-    assert violation.remedy == c.Remedy("remove-statements", policy="p", statements=(1,))
+    assert violation.remedy == Remedy("remove-statements", policy="p", statements=(1,))
     assert violation.details["paths"][0]["sources"][:2] == ["rhino:15", "pathfinding:lambda-001"]
 
 
 def test_a_managed_policy_that_opens_a_path_is_detached_and_the_companion_policy_stays() -> None:
     found = judge({"run": doc(allow(["ec2:RunInstances"]))}, {MANAGED: doc(allow("iam:PassRole"))})
-    assert [v.remedy for v, _m in found] == [c.Remedy("detach", policy=MANAGED)]
+    assert [v.remedy for v, _m in found] == [Remedy("detach", policy=MANAGED)]
 
 
 def test_an_unconditional_deny_in_another_policy_closes_the_path() -> None:
@@ -137,10 +141,8 @@ def test_judge_documents_reports_admin_access_too_and_reads_json_strings() -> No
 
 
 # ------------------------------------------------------------------ ec2-instance-profile
-def _role(trust: Any, profiles: tuple[str, ...] | None) -> c.RoleView:
-    return c.RoleView(
-        "web", f"arn:aws:iam::{ACCOUNT}:role/rolewarden/web", "/rolewarden/", trust, instance_profiles=profiles
-    )
+def _role(trust: Any, profiles: tuple[str, ...] | None) -> Role:
+    return Role("web", f"arn:aws:iam::{ACCOUNT}:role/rolewarden/web", "/rolewarden/", trust, instance_profiles=profiles)
 
 
 @pytest.mark.parametrize(
@@ -159,13 +161,29 @@ def _role(trust: Any, profiles: tuple[str, ...] | None) -> c.RoleView:
             (),
             True,
         ),
+        ("{not json", (), False),
+        ({"Statement": [{"Effect": "Allow", "Principal": "*", "Action": "sts:AssumeRole"}]}, (), False),
+        (
+            {"Statement": [{"Effect": "Deny", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:*"}]},
+            (),
+            False,
+        ),
     ],
-    ids=["ec2-no-profile", "has-profile", "profiles-not-read", "lambda-trust", "ec2-in-a-list-any-case"],
+    ids=[
+        "ec2-no-profile",
+        "has-profile",
+        "profiles-not-read",
+        "lambda-trust",
+        "ec2-in-a-list-any-case",
+        "unreadable-trust",
+        "anyone-not-a-service",
+        "ec2-denied",
+    ],
 )
 def test_instance_profile_decision(trust: Any, profiles: tuple[str, ...] | None, planned: bool) -> None:
     cfg = config("compliance:\n  rules: {ec2-instance-profile: enforce, trust-ec2-only: 'off'}\n")
-    decision = c.decide_role(_role(trust, profiles), cfg, {})
-    made = [a for a in decision.actions if isinstance(a, c.CreateInstanceProfile)]
+    decision = decide_role(_role(trust, profiles), cfg, {})
+    made = [a for a in decision.actions if isinstance(a, CreateInstanceProfile)]
     assert bool(made) is planned
     if planned:
         assert (made[0].profile_name, made[0].profile_path, made[0].scope) == ("web", "/rolewarden/", "/rolewarden/")
@@ -175,3 +193,11 @@ def test_a_deny_on_the_role_itself_closes_the_self_path_even_under_a_broad_allow
     own = f"arn:aws:iam::{ACCOUNT}:role/rolewarden/app"
     found = judge({"a": doc(allow("iam:PutRolePolicy"), {"Effect": "Deny", "Action": "iam:*", "Resource": own})})
     assert "iam-005" not in paths_of(found)
+
+
+def test_judge_documents_skips_a_content_rule_that_is_off() -> None:
+    documents = {"admin": doc(allow("*")), "pass": doc(allow("iam:PassRole"), allow("lambda:CreateFunction"))}
+    both = {v.rule for v, _m in judge(documents)}
+    assert both == {"no-admin-access", "no-privilege-escalation"}
+    only = judge(documents, cfg=config("compliance:\n  rules: {no-admin-access: 'off'}\n"))
+    assert {v.rule for v, _m in only} == {"no-privilege-escalation"}

@@ -6,7 +6,7 @@ Documents checked: every role, function policy, queue/topic/key policy of templa
 transform, so SAM's own poller statements too) and forwarder.yaml, under both forms of every parameter
 that changes an ARN and in a home and a non-home region; the grant documents rendered by
 decide/grants.py for a small world (every S3 action RoleWarden can grant, with and without a bucket
-key); the remediation documents of decide/compliance.py (the canonical trust policy, rewritten inline
+key); the remediation documents of decide/compliance/ (the canonical trust policy, rewritten inline
 policies, boundaries and detached policies)."""
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from typing import Any
 import pytest
 
 from rolewarden.config import parse_config
-from rolewarden.decide import compliance as comp
+from rolewarden.decide.compliance.judge import decide_role
+from rolewarden.decide.compliance.trust import CANONICAL_TRUST
 from rolewarden.decide.grants import (
     BUCKET_LEVEL_ACTIONS,
     OBJECT_LEVEL_ACTIONS,
@@ -30,6 +31,8 @@ from rolewarden.decide.grants import (
     pack,
     tag_grants,
 )
+from rolewarden.model.compliance import single_version_policy
+from rolewarden.model.iam import AttachedPolicy, Role
 from rwlocal.iamcatalog import expand, fits, problems, template_documents
 from rwlocal.stack import ROOT, load_template, translate
 
@@ -277,9 +280,9 @@ def test_every_action_a_level_may_name_is_classified_as_the_catalog_says() -> No
 
 
 def test_remediation_documents_are_in_the_catalog() -> None:
-    assert problems(comp.CANONICAL_TRUST, where="canonical trust") == []
+    assert problems(CANONICAL_TRUST, where="canonical trust") == []
     admin = "arn:aws:iam::aws:policy/AdministratorAccess"
-    role = comp.RoleView(
+    role = Role(
         name="app",
         arn=f"arn:aws:iam::123456789012:role{MANAGED}app",
         path=MANAGED,
@@ -287,7 +290,7 @@ def test_remediation_documents_are_in_the_catalog() -> None:
             "Version": "2012-10-17",
             "Statement": [{"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "sts:AssumeRole"}],
         },
-        attached=(comp.AttachedPolicy(admin, "AdministratorAccess"),),
+        attached=(AttachedPolicy(admin, "AdministratorAccess"),),
         inline={
             "mixed": {
                 "Version": "2012-10-17",
@@ -299,15 +302,11 @@ def test_remediation_documents_are_in_the_catalog() -> None:
         },
     )
     policies = {
-        admin: comp.ManagedPolicyView(
-            arn=admin,
-            name="AdministratorAccess",
-            path="/",
-            default_version="v1",
-            document={"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]},
+        admin: single_version_policy(
+            admin, {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
         )
     }
-    decision = comp.decide_role(role, CONFIG, policies)
+    decision = decide_role(role, CONFIG, policies)
     kinds = {type(a).__name__ for a in decision.actions}
     assert {"ReplaceTrustPolicy", "RewriteInlinePolicy", "DetachManagedPolicy", "PutBoundary"} <= kinds, kinds
     policy_format = "arn:${Partition}:iam::${Account}:policy/${PolicyNameWithPath}"

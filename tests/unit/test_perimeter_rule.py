@@ -8,8 +8,20 @@ from typing import Any
 import pytest
 
 from rolewarden.config import COMPLIANCE_RULE_IDS, Config
-from rolewarden.decide import compliance as c
-from rolewarden.decide.perimeter import PERIMETER_POLICY, RULE_ID, perimeter_document
+from rolewarden.decide.compliance.judge import RoleDecision, decide_role
+from rolewarden.decide.compliance.perimeter import (
+    PERIMETER_POLICY,
+    RULE_ID,
+    desired_perimeter,
+    has_perimeter,
+    perimeter_document,
+)
+from rolewarden.decide.compliance.registry import registered_rules
+from rolewarden.decide.compliance.rule import RuleContext
+from rolewarden.decide.compliance.trust import CANONICAL_TRUST
+from rolewarden.model.compliance import DeleteInlinePolicy, PutInlinePolicy
+from rolewarden.model.documents import PolicyDocumentError, canonical_json
+from rolewarden.model.iam import AttachedPolicy, Role
 from rwlocal.iamcatalog import problems
 
 ACCOUNT = "123456789012"
@@ -40,25 +52,25 @@ def config(mode: str = "enforce", perimeter: dict[str, Any] | None = None, **rul
 
 
 def role(name: str = "web", inline: dict[str, Any] | None = None, trust: Any = None, grants: bool = False) -> Any:
-    return c.RoleView(
+    return Role(
         name=name,
         arn=f"arn:aws:iam::{ACCOUNT}:role{PATH}{name}",
         path=PATH,
-        trust=trust if trust is not None else c.CANONICAL_TRUST,
-        attached=(c.AttachedPolicy(GRANT_ARN, "rolewarden-grants-web"),) if grants else (),
+        trust=trust if trust is not None else CANONICAL_TRUST,
+        attached=(AttachedPolicy(GRANT_ARN, "rolewarden-grants-web"),) if grants else (),
         inline=inline or {},
     )
 
 
-def decide(r: Any, cfg: Config) -> c.RoleDecision:
-    return c.decide_role(r, cfg, {})
+def decide(r: Any, cfg: Config) -> RoleDecision:
+    return decide_role(r, cfg, {})
 
 
-def puts(decision: c.RoleDecision) -> list[c.PutInlinePolicy]:
-    return [a for a in decision.actions if isinstance(a, c.PutInlinePolicy)]
+def puts(decision: RoleDecision) -> list[PutInlinePolicy]:
+    return [a for a in decision.actions if isinstance(a, PutInlinePolicy)]
 
 
-def denied_services(action: c.PutInlinePolicy) -> list[str]:
+def denied_services(action: PutInlinePolicy) -> list[str]:
     (first, second) = json.loads(action.document)["Statement"]
     assert first["Action"] == second["Action"]
     return [a.split(":")[0] for a in first["Action"]]
@@ -136,7 +148,7 @@ def test_a_changed_perimeter_is_put_back_only_if_still_as_read() -> None:
     stale = perimeter_document(("s3",))
     r = role(inline={"app": allow("s3:GetObject", "sqs:SendMessage"), PERIMETER_POLICY: stale})
     (action,) = puts(decide(r, config()))
-    assert action.expected == c.canonical_json(stale)
+    assert action.expected == canonical_json(stale)
     assert denied_services(action) == ["s3", "sqs"]
 
 
@@ -186,20 +198,20 @@ def test_the_remedy_written_by_the_executor_passes_the_catalog_check() -> None:
 def test_no_inline_policies_does_not_delete_the_perimeter_while_the_rule_is_on() -> None:
     r = role(inline={PERIMETER_POLICY: perimeter_document(("s3",)), "app": allow("s3:GetObject")})
     on = decide(r, config("enforce", no_inline_policies="enforce"))
-    assert [a.policy_name for a in on.actions if isinstance(a, c.DeleteInlinePolicy)] == ["app"]
+    assert [a.policy_name for a in on.actions if isinstance(a, DeleteInlinePolicy)] == ["app"]
     off = decide(r, config("off", no_inline_policies="enforce"))
-    assert sorted(a.policy_name for a in off.actions if isinstance(a, c.DeleteInlinePolicy)) == [
+    assert sorted(a.policy_name for a in off.actions if isinstance(a, DeleteInlinePolicy)) == [
         "app",
         PERIMETER_POLICY,
     ]
 
 
 def test_the_rule_is_registered_off_by_default_and_declares_its_permissions() -> None:
-    rule = c.registered_rules()[RULE_ID]
+    rule = registered_rules()[RULE_ID]
     assert rule.permissions == ("iam:GetRolePolicy", "iam:PutRolePolicy")
     assert Config.model_validate({"version": 1}).rule_mode(RULE_ID) == "off"
     # the registry's public interface is unchanged: the tag guard and the escalation rule still find theirs
-    assert {"no-admin-access", "no-privilege-escalation", "permissions-boundary"} <= set(c.registered_rules())
+    assert {"no-admin-access", "no-privilege-escalation", "permissions-boundary"} <= set(registered_rules())
 
 
 @pytest.mark.parametrize(
@@ -221,3 +233,39 @@ def test_bad_perimeter_config_is_refused(perimeter: dict[str, Any], error: str) 
     with pytest.raises(ConfigError) as exc:
         parse_config(text, "rw.yaml")
     assert "compliance.instance_perimeter" in str(exc.value) and error in str(exc.value)
+
+
+@pytest.mark.parametrize(
+    ("r", "expected"),
+    [
+        (role(trust=LAMBDA_TRUST), None),
+        (role(inline={"app": allow("s3:GetObject")}), False),
+        (role(inline={"app": allow("s3:GetObject"), PERIMETER_POLICY: perimeter_document(("s3",))}), True),
+        (
+            role(
+                inline={"app": allow("s3:GetObject", "sqs:SendMessage"), PERIMETER_POLICY: perimeter_document(("s3",))}
+            ),
+            False,
+        ),
+        (role(name="other", inline={"app": allow("s3:GetObject")}), False),
+    ],
+    ids=["not-ec2", "missing", "in-place", "outdated", "no-endpoint-services"],
+)
+def test_has_perimeter(r: Any, expected: bool | None) -> None:
+    assert has_perimeter(r, RuleContext(config(), {})) is expected
+
+
+def test_deny_statements_name_no_service_and_notaction_makes_the_role_open_ended() -> None:
+    deny = {"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": "kms:*", "Resource": "*"}]}
+    denies_only = role(inline={"app": allow("s3:GetObject"), "guard": deny})
+    assert desired_perimeter(denies_only, RuleContext(config(), {})) == (("s3",), (), ("dynamodb", "s3", "sqs"))
+    open_ended = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "NotAction": "iam:*", "Resource": "*"}]}
+    covered, uncovered, _endpoint = desired_perimeter(role(inline={"app": open_ended}), RuleContext(config(), {}))
+    assert covered == ("dynamodb", "s3", "sqs") and uncovered == ("*",)
+
+
+def test_an_unreadable_perimeter_makes_the_role_unreadable_not_compliant() -> None:
+    r = role(inline={"app": allow("s3:GetObject"), PERIMETER_POLICY: "{not json"})
+    with pytest.raises(PolicyDocumentError):
+        has_perimeter(r, RuleContext(config(), {}))
+    assert decide(r, config()).verdict == "unreadable"

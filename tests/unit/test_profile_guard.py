@@ -13,8 +13,9 @@ import pytest
 
 from rolewarden.config import Config, InstanceProfiles, ProfileRule, parse_config
 from rolewarden.decide import profiles as p
-from rolewarden.decide.compliance import AttachedPolicy, ManagedPolicyView, RoleView
 from rolewarden.errors import ConfigError
+from rolewarden.model.compliance import single_version_policy
+from rolewarden.model.iam import AttachedPolicy, Role
 from rolewarden.model.instances import GuardFinding, InstanceView, ProfileInfo
 from rolewarden.model.profiles import AssociateProfile
 from rolewarden.model.targets import Target
@@ -32,7 +33,7 @@ PASS_ANY = {
     "Statement": [{"Effect": "Allow", "Action": ["iam:PassRole", "ec2:RunInstances"], "Resource": "*"}],
 }
 READ_S3 = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}]}
-POLICIES = {ADMIN_ARN: ManagedPolicyView(ADMIN_ARN, "AdministratorAccess", "/", "v1", ADMIN_DOC)}
+POLICIES = {ADMIN_ARN: single_version_policy(ADMIN_ARN, ADMIN_DOC)}
 
 
 def config(boundary: str | None = None, **rule: Any) -> Config:
@@ -46,8 +47,8 @@ def config(boundary: str | None = None, **rule: Any) -> Config:
     )
 
 
-def role(attached: tuple[str, ...] = (), inline: dict[str, Any] | None = None, boundary: str | None = None) -> RoleView:
-    return RoleView(
+def role(attached: tuple[str, ...] = (), inline: dict[str, Any] | None = None, boundary: str | None = None) -> Role:
+    return Role(
         name="ops",
         arn="arn:aws:iam::123456789012:role/rolewarden/ops",
         path=PATH,
@@ -94,7 +95,7 @@ CASES = [
 
 @pytest.mark.parametrize(("case", "r", "boundary", "rule", "verdict", "rules"), CASES, ids=[c[0] for c in CASES])
 def test_refusal_decision_table(
-    case: str, r: RoleView, boundary: str | None, rule: dict[str, Any], verdict: str, rules: set[str]
+    case: str, r: Role, boundary: str | None, rule: dict[str, Any], verdict: str, rules: set[str]
 ) -> None:
     cfg = config(boundary, **rule)
     guard = p.judge_role(r, POLICIES, cfg)
@@ -168,7 +169,7 @@ def test_the_guard_calls_the_compliance_registry_not_a_copy(monkeypatch: pytest.
         def __init__(self, rule_id: str) -> None:
             self.rule_id = rule_id
 
-        def evaluate(self, r: RoleView, ctx: Any) -> list[Any]:
+        def evaluate(self, r: Role, ctx: Any) -> list[Any]:
             seen.append(self.rule_id)
             return real[self.rule_id].evaluate(r, ctx)
 

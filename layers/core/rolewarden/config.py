@@ -15,7 +15,8 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator, model_validator
 
-from rolewarden.decide.escalation_paths import CATEGORIES, PATH_IDS
+from rolewarden.decide.escalation.catalog import PATH_IDS
+from rolewarden.decide.escalation.path import CATEGORIES
 from rolewarden.errors import ConfigError
 from rolewarden.settings import Settings, current
 

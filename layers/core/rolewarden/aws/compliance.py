@@ -28,26 +28,23 @@ from botocore.exceptions import BotoCoreError, ClientError
 from rolewarden.aws.clients import client
 from rolewarden.aws.errors import classify, code_of, raise_instead
 from rolewarden.aws.executor import Conflict, Executor, ExecutorFunction, Gone
-from rolewarden.decide.compliance import (
+from rolewarden.errors import PermanentError
+from rolewarden.model.actions import Action
+from rolewarden.model.compliance import (
     REMEDIATION_ACTIONS,
     SERVICE_LINKED_PATH,
-    AttachedPolicy,
     CreateInstanceProfile,
     DeleteInlinePolicy,
     DetachManagedPolicy,
-    ManagedPolicyView,
     PutBoundary,
     PutInlinePolicy,
     ReplaceTrustPolicy,
     RewriteInlinePolicy,
     RoleAction,
-    RoleView,
-    canonical_json,
-    load_document,
     policy_path_and_name,
 )
-from rolewarden.errors import PermanentError
-from rolewarden.model.actions import Action
+from rolewarden.model.documents import canonical_json, load_document
+from rolewarden.model.iam import AttachedPolicy, ManagedPolicy, PolicyVersion, Role
 
 #: IAM's hard quota of managed policies per role; more in an answer means something is wrong.
 MAX_ATTACHED = 20
@@ -79,18 +76,18 @@ def _boundary(raw: dict[str, Any]) -> str | None:
 
 
 # ------------------------------------------------------------------ sweep
-def sweep() -> tuple[dict[str, RoleView], dict[str, ManagedPolicyView], int]:
+def sweep() -> tuple[dict[str, Role], dict[str, ManagedPolicy], int]:
     """Every role and managed policy of the account, from GetAccountAuthorizationDetails.
     Returns (roles by name, policies by ARN, pages read)."""
-    roles: dict[str, RoleView] = {}
-    policies: dict[str, ManagedPolicyView] = {}
+    roles: dict[str, Role] = {}
+    policies: dict[str, ManagedPolicy] = {}
     pages = 0
     paginator = client("iam").get_paginator("get_account_authorization_details")
     try:
         for page in paginator.paginate(Filter=_GAAD_FILTER, PaginationConfig={"PageSize": 1000}):
             pages += 1
             for raw in page.get("RoleDetailList", []):
-                role = RoleView(
+                role = Role(
                     name=raw["RoleName"],
                     arn=raw["Arn"],
                     path=raw.get("Path", "/"),
@@ -113,12 +110,12 @@ def sweep() -> tuple[dict[str, RoleView], dict[str, ManagedPolicyView], int]:
                     continue  # no document in the answer: read on demand if a role in scope needs it
                 document = load_document(chosen["Document"])
                 path, name = policy_path_and_name(raw["Arn"])  # moto's answer lacks PolicyName
-                policies[raw["Arn"]] = ManagedPolicyView(
+                policies[raw["Arn"]] = ManagedPolicy(
                     raw["Arn"],
                     raw.get("PolicyName", name),
                     raw.get("Path", path),
                     str(chosen.get("VersionId", default)),
-                    document,
+                    versions=(PolicyVersion(str(chosen.get("VersionId", default)), True, document),),
                 )
                 with _version_lock:
                     _version_cache[(raw["Arn"], str(chosen.get("VersionId", default)))] = document
@@ -128,7 +125,7 @@ def sweep() -> tuple[dict[str, RoleView], dict[str, ManagedPolicyView], int]:
 
 
 # ------------------------------------------------------------------ per event
-def get_role(name: str) -> RoleView | None:
+def get_role(name: str) -> Role | None:
     """GetRole only (path, trust, boundary): enough to decide whether the role is in scope."""
     iam = client("iam")
     try:
@@ -139,7 +136,7 @@ def get_role(name: str) -> RoleView | None:
         raise classify(exc, f"iam:GetRole {name}") from exc
     except BotoCoreError as exc:
         raise classify(exc, f"iam:GetRole {name}") from exc
-    return RoleView(
+    return Role(
         name=raw["RoleName"],
         arn=raw["Arn"],
         path=raw.get("Path", "/"),
@@ -148,7 +145,7 @@ def get_role(name: str) -> RoleView | None:
     )
 
 
-def complete_role(role: RoleView, with_profiles: bool = False) -> RoleView | None:
+def complete_role(role: Role, with_profiles: bool = False) -> Role | None:
     """The role with its attached and inline policies read (None when it vanished meanwhile); with
     ``with_profiles``, also the instance profiles that hold it (ListInstanceProfilesForRole, one call)."""
     iam = client("iam")
@@ -182,13 +179,13 @@ def complete_role(role: RoleView, with_profiles: bool = False) -> RoleView | Non
         raise classify(exc, f"reading the policies of role {name}") from exc
     except BotoCoreError as exc:
         raise classify(exc, f"reading the policies of role {name}") from exc
-    return RoleView(role.name, role.arn, role.path, role.trust, role.boundary, tuple(attached), inline, profiles)
+    return Role(role.name, role.arn, role.path, role.trust, role.boundary, tuple(attached), inline, profiles)
 
 
-def read_policies(arns: Iterable[str]) -> dict[str, ManagedPolicyView]:
+def read_policies(arns: Iterable[str]) -> dict[str, ManagedPolicy]:
     """Default-version documents of managed policies (GetPolicy + GetPolicyVersion, the latter cached)."""
     iam = client("iam")
-    found: dict[str, ManagedPolicyView] = {}
+    found: dict[str, ManagedPolicy] = {}
     for arn in sorted(set(arns)):
         try:
             policy = iam.get_policy(PolicyArn=arn)["Policy"]
@@ -207,7 +204,13 @@ def read_policies(arns: Iterable[str]) -> dict[str, ManagedPolicyView]:
         except BotoCoreError as exc:
             raise classify(exc, f"iam:GetPolicy/GetPolicyVersion {arn}") from exc
         path, name = policy_path_and_name(arn)
-        found[arn] = ManagedPolicyView(arn, policy.get("PolicyName", name), policy.get("Path", path), version, document)
+        found[arn] = ManagedPolicy(
+            arn,
+            policy.get("PolicyName", name),
+            policy.get("Path", path),
+            version,
+            versions=(PolicyVersion(version, True, document),),
+        )
     return found
 
 
@@ -227,7 +230,7 @@ def roles_for_policy(arn: str, path_prefix: str) -> list[str] | None:
     return sorted(set(names))
 
 
-def read_role(name: str) -> tuple[RoleView | None, dict[str, ManagedPolicyView]]:
+def read_role(name: str) -> tuple[Role | None, dict[str, ManagedPolicy]]:
     """A role's full state (any path) and its attached policies' documents."""
     role = get_role(name)
     if role is None:
@@ -354,7 +357,7 @@ def _apply_put_inline(ex: Executor, action: PutInlinePolicy) -> dict[str, Any]:
 
 # ------------------------------------------------------------------ rollback writes
 def apply_restore_step(role_name: str, step: str, value: Any) -> None:
-    """One step of ``rolewarden.decide.compliance.restore_plan`` (the caller checked the scope)."""
+    """One step of ``rolewarden.decide.compliance.rollback.restore_plan`` (the caller checked the scope)."""
     iam = client("iam")
     what = f"rollback {step} on role {role_name}"
     try:

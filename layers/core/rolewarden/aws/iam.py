@@ -8,7 +8,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from rolewarden.aws import compliance as iam_roles
 from rolewarden.aws.clients import client
 from rolewarden.aws.errors import classify, code_of
-from rolewarden.decide.compliance import ManagedPolicyView, RoleView, is_grant_policy
+from rolewarden.model.compliance import is_grant_policy
+from rolewarden.model.iam import ManagedPolicy, Role
 from rolewarden.model.instances import ProfileInfo
 
 
@@ -34,7 +35,7 @@ def get_instance_profile(name: str) -> ProfileInfo | None:
 
 def read_profile_role(
     profile: ProfileInfo, managed_path: str, need_boundary: bool
-) -> tuple[RoleView, dict[str, ManagedPolicyView]] | None:
+) -> tuple[Role, dict[str, ManagedPolicy]] | None:
     """The profile's (single) role with its inline and attached policies, for the tag guard.
 
     Reads, per role: GetRole only when the boundary rule is in force (GetInstanceProfile's role
@@ -49,7 +50,7 @@ def read_profile_role(
             return None
     else:
         arn = profile.role_arns[0] if profile.role_arns else ""
-        role = RoleView(name=name, arn=arn, path=profile.role_paths[0], trust={})
+        role = Role(name=name, arn=arn, path=profile.role_paths[0], trust={})
     full = iam_roles.complete_role(role)
     if full is None:
         return None

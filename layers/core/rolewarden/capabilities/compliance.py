@@ -30,21 +30,14 @@ from rolewarden.aws.errors import classify
 from rolewarden.breaker import Gate, limits_of, state_table
 from rolewarden.capabilities.base import Outcome, Run
 from rolewarden.config import Config
-from rolewarden.decide.compliance import (
-    CAPABILITY_NAME,
-    SERVICE_LINKED_PATH,
-    AttachedPolicy,
-    ManagedPolicyView,
-    RoleDecision,
-    RoleView,
-    decide_role,
-    is_grant_policy,
-    out_of_scope,
-    registered_rules,
-    restore_plan,
-)
+from rolewarden.decide.compliance.judge import RoleDecision, decide_role
+from rolewarden.decide.compliance.registry import registered_rules
+from rolewarden.decide.compliance.rollback import restore_plan
+from rolewarden.decide.compliance.scope import out_of_scope
 from rolewarden.errors import PermanentError, RetryableError, RoleWardenError
+from rolewarden.model.compliance import CAPABILITY_NAME, SERVICE_LINKED_PATH, is_grant_policy
 from rolewarden.model.findings import Finding
+from rolewarden.model.iam import AttachedPolicy, ManagedPolicy, Role
 from rolewarden.model.targets import Target
 from rolewarden.records import Record, Recorder
 from rolewarden.settings import current as current_settings
@@ -69,8 +62,8 @@ _warned: set[str] = set()
 
 @dataclass
 class Observed:
-    roles: dict[str, RoleView | None] = field(default_factory=dict)
-    policies: dict[str, ManagedPolicyView] = field(default_factory=dict)
+    roles: dict[str, Role | None] = field(default_factory=dict)
+    policies: dict[str, ManagedPolicy] = field(default_factory=dict)
     #: target -> the role names it concerns
     per_target: dict[Target, list[str]] = field(default_factory=dict)
     #: grant policies named by policy events
@@ -120,7 +113,7 @@ class RoleCompliance:
         for name, role in list(seen.roles.items()):
             if role is None or out_of_scope(role, config, own) is not None:
                 continue
-            full: RoleView | None = role
+            full: Role | None = role
             if name not in seen.complete:
                 try:
                     full = iam_compliance.complete_role(
@@ -309,7 +302,7 @@ class RoleCompliance:
                 metric="ComplianceFindings",
             )
 
-    def _remediate(self, run: Run, decision: RoleDecision, role: RoleView | None) -> Outcome:
+    def _remediate(self, run: Run, decision: RoleDecision, role: Role | None) -> Outcome:
         assert role is not None
         table = state_table()
         if run.executor.dry_run or table is None:
@@ -365,7 +358,7 @@ class RoleCompliance:
             except RoleWardenError as exc:  # the lease expires on its own
                 run.sink.log("WARNING", f"role {role.name}: remediation lease not given back: {exc}")
 
-    def _remediate_held(self, run: Run, decision: RoleDecision, role: RoleView) -> Outcome:
+    def _remediate_held(self, run: Run, decision: RoleDecision, role: Role) -> Outcome:
         record: Record | None = None
         if not run.executor.dry_run:
             # Before any change: the prior state, with the findings, the trigger and the time.
@@ -547,7 +540,7 @@ def rollback(
         "violations_after": [],
     }
     if config is not None:
-        restored = RoleView(
+        restored = Role(
             name=name,
             arn=current.arn,
             path=current.path,

@@ -7,14 +7,11 @@ from dataclasses import dataclass
 from typing import Literal
 
 from rolewarden.config import Config, InstanceMetadata, InstanceProfiles, ProfileRule, TagValue
-from rolewarden.decide.compliance import (
-    ManagedPolicyView,
-    PolicyDocumentError,
-    RoleView,
-    RuleContext,
-    registered_rules,
-)
+from rolewarden.decide.compliance.registry import registered_rules
+from rolewarden.decide.compliance.rule import RuleContext
 from rolewarden.model.actions import Action
+from rolewarden.model.documents import PolicyDocumentError
+from rolewarden.model.iam import ManagedPolicy, Role
 from rolewarden.model.instances import Association, GuardFinding, InstanceView, ProfileInfo, ProfilesSnapshot
 from rolewarden.model.profiles import AssociateProfile, ReassociateProfile, ReplaceProfile, SetMetadataOptions
 
@@ -130,7 +127,7 @@ def guard_rules(config: Config) -> tuple[str, ...]:
     return tuple(r for r in GUARD_RULES if r != "permissions-boundary" or config.compliance.permissions_boundary)
 
 
-def judge_role(role: RoleView, policies: Mapping[str, ManagedPolicyView], config: Config) -> tuple[GuardFinding, ...]:
+def judge_role(role: Role, policies: Mapping[str, ManagedPolicy], config: Config) -> tuple[GuardFinding, ...]:
     """The guard rules ``role`` fails, judged by the compliance capability's own registered rules
     (never a copy of their logic). A rule that is missing from the registry, or a policy document
     that cannot be read, fails closed."""

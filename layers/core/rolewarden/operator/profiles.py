@@ -105,8 +105,8 @@ def _profile_role(config: Config, attached_arn: str | None, desired: str | None)
 def _perimeter(config: Config, role_name: str) -> str:
     """Whether the role carries the instance-credential perimeter (compliance rule instance-credential-perimeter)."""
     from rolewarden.aws import compliance as aws_compliance
-    from rolewarden.decide.compliance import RuleContext
-    from rolewarden.decide.perimeter import PERIMETER_POLICY, RULE_ID, desired_perimeter, has_perimeter
+    from rolewarden.decide.compliance.perimeter import PERIMETER_POLICY, RULE_ID, desired_perimeter, has_perimeter
+    from rolewarden.decide.compliance.rule import RuleContext
 
     role, policies = aws_compliance.read_role(role_name)
     if role is None:

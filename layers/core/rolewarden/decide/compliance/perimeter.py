@@ -1,4 +1,4 @@
-"""The instance-credential perimeter (issue 15), PURE: one compliance rule, registered in the rule registry.
+"""The instance-credential perimeter (issue 15), PURE: one compliance rule, declared in the rule registry.
 
 On each managed role that EC2 may assume, RoleWarden keeps an inline policy (``PERIMETER_POLICY``) of two
 Deny statements, the AWS data-perimeter pattern for EC2 instance credentials: deny a request signed with
@@ -20,21 +20,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from rolewarden.decide.compliance import (
-    GRANT_POLICY_PREFIX,
-    PolicyDocument,
-    Remedy,
-    RoleView,
-    Rule,
-    RuleContext,
-    Violation,
-    _documents,
-    canonical_json,
-    ec2_may_assume,
-    is_grant_policy,
-    load_document,
-    register,
-)
+from rolewarden.decide.compliance.rule import Remedy, Rule, RuleContext, Violation, documents
+from rolewarden.decide.compliance.trust import ec2_may_assume
+from rolewarden.decide.policy import PolicyDocument
+from rolewarden.model.compliance import GRANT_POLICY_PREFIX, is_grant_policy
+from rolewarden.model.documents import canonical_json, load_document
+from rolewarden.model.iam import Role
 
 RULE_ID = "instance-credential-perimeter"
 #: The inline policy RoleWarden owns on each role it puts the perimeter on.
@@ -67,12 +58,12 @@ def perimeter_document(services: tuple[str, ...]) -> dict[str, Any]:
     return {"Version": "2012-10-17", "Statement": statements}
 
 
-def allowed_services(role: RoleView, ctx: RuleContext) -> set[str]:
+def allowed_services(role: Role, ctx: RuleContext) -> set[str]:
     """The service prefixes the role's policies allow (``*`` when an Allow is open-ended: ``*``, ``*:*``,
     a wildcard service, or NotAction). Its grant policies are S3 grants. The perimeter policy itself is
     not counted (it only denies)."""
     found: set[str] = set()
-    for kind, name, document in _documents(role, ctx):
+    for kind, name, document in documents(role, ctx):
         if kind == "inline" and name == PERIMETER_POLICY:
             continue
         found |= _services_of(document)
@@ -97,7 +88,7 @@ def _services_of(document: PolicyDocument) -> set[str]:
     return found
 
 
-def desired_perimeter(role: RoleView, ctx: RuleContext) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+def desired_perimeter(role: Role, ctx: RuleContext) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
     """(services to cover, services the role may call that cannot be covered, endpoint services configured)."""
     endpoint = ctx.config.compliance.instance_perimeter.services_for(role.name)
     used = allowed_services(role, ctx)
@@ -110,7 +101,7 @@ def desired_perimeter(role: RoleView, ctx: RuleContext) -> tuple[tuple[str, ...]
     return tuple(sorted(covered)), tuple(sorted(uncovered)), endpoint
 
 
-def has_perimeter(role: RoleView, ctx: RuleContext) -> bool | None:
+def has_perimeter(role: Role, ctx: RuleContext) -> bool | None:
     """Whether the role carries the perimeter it should (None: it is not a role EC2 may assume)."""
     if not ec2_may_assume(role.trust):
         return None
@@ -120,13 +111,10 @@ def has_perimeter(role: RoleView, ctx: RuleContext) -> bool | None:
 
 
 def _same(current: Any, wanted: dict[str, Any]) -> bool:
-    try:
-        return canonical_json(load_document(current)) == canonical_json(wanted)
-    except ValueError:
-        return False
+    """Whether the document in place is the one wanted (``documents`` parsed it already: it is readable)."""
+    return canonical_json(load_document(current)) == canonical_json(wanted)
 
 
-@register
 class InstanceCredentialPerimeter(Rule):
     id = RULE_ID
     checks = (
@@ -137,7 +125,7 @@ class InstanceCredentialPerimeter(Rule):
     remedy = f"Put the inline policy {PERIMETER_POLICY} with the two Deny statements (PutRolePolicy)."
     permissions = ("iam:GetRolePolicy", "iam:PutRolePolicy")
 
-    def evaluate(self, role: RoleView, ctx: RuleContext) -> list[Violation]:
+    def evaluate(self, role: Role, ctx: RuleContext) -> list[Violation]:
         if not ec2_may_assume(role.trust):
             return []
         covered, uncovered, endpoint = desired_perimeter(role, ctx)
