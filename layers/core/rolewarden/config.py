@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator, model_validator
 
+from rolewarden.accounts_config import Accounts
 from rolewarden.decide.escalation_paths import CATEGORIES, PATH_IDS
 from rolewarden.errors import ConfigError
 
@@ -357,6 +358,7 @@ class Config(_Strict):
     instance_profiles: InstanceProfiles = Field(default_factory=InstanceProfiles)
     bucket_grants: BucketGrants = Field(default_factory=BucketGrants)
     compliance: Compliance = Field(default_factory=Compliance)
+    accounts: Accounts = Field(default_factory=Accounts)  # issue 14 (rolewarden/accounts_config.py)
 
     @field_validator("managed_path")
     @classmethod
