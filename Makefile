@@ -40,11 +40,12 @@ lint: setup
 validate: setup
 	sam validate --lint --template template.yaml
 	$(VENV)/bin/cfn-lint forwarder.yaml
+	$(VENV)/bin/cfn-lint member.yaml
 
 # Every failed checkov check is fixed, or skipped in the template with a written reason.
 security: $(CHECKOV_STAMP)
 	$(CHECKOV_VENV)/bin/checkov --quiet --compact --skip-download --framework cloudformation \
-	  -f template.yaml -f forwarder.yaml
+	  -f template.yaml -f forwarder.yaml -f member.yaml
 
 build: validate
 	sam build --template template.yaml

@@ -239,6 +239,8 @@ def test_grants_and_compliance_exist_only_in_the_home_region() -> None:
             assert resource.get("Condition") == "IsHome", logical_id
         elif logical_id.startswith("ForwardToHome") or logical_id.endswith("ToHomeRule"):
             assert resource.get("Condition") == "IsNotHome", logical_id
+        elif logical_id.startswith("CentralBus"):  # issue 14: only in Mode=central (tests/unit/test_member_template.py)
+            assert resource.get("Condition") == "IsCentral", logical_id
         else:
             assert "Condition" not in resource or resource["Condition"] == "HasAlarmEmail", logical_id
 

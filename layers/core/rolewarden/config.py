@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator, model_validator
 
+from rolewarden.accounts_config import Accounts
 from rolewarden.decide.escalation.catalog import PATH_IDS
 from rolewarden.decide.escalation.path import CATEGORIES
 from rolewarden.errors import ConfigError
@@ -358,6 +359,7 @@ class Config(_Strict):
     instance_profiles: InstanceProfiles = Field(default_factory=InstanceProfiles)
     bucket_grants: BucketGrants = Field(default_factory=BucketGrants)
     compliance: Compliance = Field(default_factory=Compliance)
+    accounts: Accounts = Field(default_factory=Accounts)  # issue 14 (rolewarden/accounts_config.py)
 
     @field_validator("managed_path")
     @classmethod
