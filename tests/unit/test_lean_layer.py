@@ -18,11 +18,13 @@ from rwlocal.stack import load_template
 
 ROOT = Path(__file__).resolve().parents[2]
 HANDLERS = sorted((ROOT / "functions").glob("*/app.py"))
-#: Loaded only by the invocations that need them, never at import: the X-Ray SDK (gone), the CLI's
-#: tables, the SQS/SNS sends (retries, DLQ, findings, sweep hand-offs), the state-table records of a
-#: sweep, Powertools' SSM parameters (only with ROLEWARDEN_CONFIG=ssm:...) and idempotency utilities.
+#: Loaded only by the invocations that need them, never at import: the X-Ray SDK (gone), pydantic (gone
+#: from the layer: rolewarden.schema checks the config), the CLI's tables, the SQS/SNS sends (retries,
+#: DLQ, findings, sweep hand-offs), the state-table records of a sweep, Powertools' SSM parameters (only
+#: with ROLEWARDEN_CONFIG=ssm:...) and idempotency utilities.
 NOT_AT_IMPORT = (
     "aws_xray_sdk",
+    "pydantic",
     "rich",
     "rolewarden.aws.sqs",
     "rolewarden.aws.sns",
@@ -57,6 +59,14 @@ def test_layer_requirements_have_no_xray_sdk() -> None:
     requirements = _requirement_names((ROOT / "layers" / "core" / "requirements.txt").read_text().splitlines())
     assert "aws-lambda-powertools" in requirements  # the check reads the real file
     _no_xray(requirements)
+
+
+def test_neither_the_layer_nor_the_package_requires_pydantic() -> None:
+    """The config is checked by rolewarden.schema; pydantic cost about half of import boto3 at cold start."""
+    layer = _requirement_names((ROOT / "layers" / "core" / "requirements.txt").read_text().splitlines())
+    package = _requirement_names(tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"])
+    assert "pyyaml" in layer and "pyyaml" in package  # both lists were read
+    assert [n for n in layer + package if n.split("[")[0] in ("pydantic", "pydantic-core")] == []
 
 
 def test_package_dependencies_have_no_xray_sdk() -> None:

@@ -37,7 +37,7 @@ POLICIES = {ADMIN_ARN: ManagedPolicyView(ADMIN_ARN, "AdministratorAccess", "/", 
 
 def config(boundary: str | None = None, **rule: Any) -> Config:
     profile_rule = {"match": {"rolewarden:profile": "admin"}, "profile": "ops", **rule}
-    return Config.model_validate(
+    return Config.from_data(
         {
             "version": 1,
             "instance_profiles": {"rules": [profile_rule]},
@@ -124,7 +124,7 @@ def test_a_role_that_was_not_judged_is_refused() -> None:
 
 
 def test_allow_privileged_on_another_rule_does_not_cover_this_one() -> None:
-    cfg = Config.model_validate(
+    cfg = Config.from_data(
         {
             "version": 1,
             "instance_profiles": {
