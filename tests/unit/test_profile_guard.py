@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from rolewarden.config import Config, InstanceProfiles, ProfileRule, parse_config
+from rolewarden.decide import compliance as c
 from rolewarden.decide import profiles as p
 from rolewarden.decide.compliance import AttachedPolicy, ManagedPolicyView, RoleView
 from rolewarden.errors import ConfigError
@@ -153,8 +154,8 @@ def test_unreadable_policy_and_unregistered_rule_fail_closed(monkeypatch: pytest
     cfg = config()
     missing_doc = role(attached=("arn:aws:iam::123456789012:policy/unread",))
     assert {g.rule for g in p.judge_role(missing_doc, {}, cfg)} >= {"no-admin-access"}
-    registry = {k: v for k, v in p.registered_rules().items() if k != "no-privilege-escalation"}
-    monkeypatch.setattr(p, "registered_rules", lambda: registry)
+    registry = {k: v for k, v in c.registered_rules().items() if k != "no-privilege-escalation"}
+    monkeypatch.setattr(c, "registered_rules", lambda: registry)
     found = p.judge_role(role(), {}, cfg)
     assert [g.rule for g in found] == ["no-privilege-escalation"] and "not registered" in found[0].message
 
@@ -162,7 +163,7 @@ def test_unreadable_policy_and_unregistered_rule_fail_closed(monkeypatch: pytest
 def test_the_guard_calls_the_compliance_registry_not_a_copy(monkeypatch: pytest.MonkeyPatch) -> None:
     """Another engineer owns the rules: the guard must follow whatever the registered rule decides."""
     seen: list[str] = []
-    real = p.registered_rules()
+    real = c.registered_rules()
 
     class Spy:
         def __init__(self, rule_id: str) -> None:
@@ -172,7 +173,7 @@ def test_the_guard_calls_the_compliance_registry_not_a_copy(monkeypatch: pytest.
             seen.append(self.rule_id)
             return real[self.rule_id].evaluate(r, ctx)
 
-    monkeypatch.setattr(p, "registered_rules", lambda: {k: Spy(k) for k in real})
+    monkeypatch.setattr(c, "registered_rules", lambda: {k: Spy(k) for k in real})
     p.judge_role(role(), {}, config(BOUNDARY))
     assert seen == ["no-admin-access", "no-privilege-escalation", "permissions-boundary"]
 

@@ -4,19 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from rolewarden.config import Config, InstanceMetadata, InstanceProfiles, ProfileRule, TagValue
-from rolewarden.decide.compliance import (
-    ManagedPolicyView,
-    PolicyDocumentError,
-    RoleView,
-    RuleContext,
-    registered_rules,
-)
 from rolewarden.model.actions import Action
 from rolewarden.model.instances import Association, GuardFinding, InstanceView, ProfileInfo
 from rolewarden.model.profiles import AssociateProfile, ReassociateProfile, ReplaceProfile, SetMetadataOptions
+
+if TYPE_CHECKING:
+    from rolewarden.decide.compliance import ManagedPolicyView, RoleView
 
 Verdict = Literal[
     "associate",  # nothing attached: attach the desired profile
@@ -134,6 +130,10 @@ def judge_role(role: RoleView, policies: Mapping[str, ManagedPolicyView], config
     """The guard rules ``role`` fails, judged by the compliance capability's own registered rules
     (never a copy of their logic). A rule that is missing from the registry, or a policy document
     that cannot be read, fails closed."""
+    # imported here, not at the top: the compliance rules are a large import, and the bucket_grants and
+    # role_compliance functions load this module (RETRY_MARGIN_SECONDS) without ever judging a profile
+    from rolewarden.decide.compliance import PolicyDocumentError, RuleContext, registered_rules
+
     registry = registered_rules()
     ctx = RuleContext(config, policies)
     found: list[GuardFinding] = []
