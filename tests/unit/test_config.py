@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Annotated
@@ -153,6 +156,39 @@ def test_the_shipped_config_reads_the_same_with_the_python_yaml_parser() -> None
     text = (ROOT / "config" / "rolewarden.yaml").read_text()
     assert yaml.load(text, Loader=yaml.CSafeLoader) == yaml.load(text, Loader=yaml.SafeLoader)
     assert parse_config(text) == Config.from_data(yaml.load(text, Loader=yaml.SafeLoader))
+
+
+def test_a_config_written_as_json_means_the_same_and_is_read_without_pyyaml() -> None:
+    """JSON is YAML: the shipped config as JSON is the same config, and reading it never imports PyYAML
+    (about a tenth of import boto3 at cold start)."""
+    import yaml
+
+    text = (ROOT / "config" / "rolewarden.yaml").read_text()
+    as_json = json.dumps(yaml.safe_load(text), indent=2)
+    assert parse_config(as_json) == parse_config(text)
+    code = "import sys\nfrom rolewarden.config import parse_config\nparse_config(sys.stdin.read())\n"
+    code += "print(sorted(sys.modules))"
+    proc = subprocess.run([sys.executable, "-c", code], input=as_json, capture_output=True, text=True, check=True)
+    modules = proc.stdout.strip()
+    assert "'rolewarden.schema'" in modules and "'yaml'" not in modules
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("{version: 1, dry_run: true}", None),  # a YAML flow mapping, not JSON: read as YAML
+        ('{"version": 1, "dry_run": "yes"}', "dry_run: Input should be a valid boolean (true or false), got 'yes'"),
+        ('{"version": 1, "bogus": {}}', "bogus: unknown key"),
+        ('{"version": 1,', "not valid YAML"),
+    ],
+)
+def test_json_and_flow_mappings(text: str, expected: str | None) -> None:
+    if expected is None:
+        assert parse_config(text).dry_run is True
+        return
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, "conf.json")
+    assert "conf.json" in str(caught.value) and expected in str(caught.value)
 
 
 # -- the validation base (rolewarden.schema), as a new section would use it ---------------------------

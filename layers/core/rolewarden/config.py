@@ -1,7 +1,8 @@
 """The RoleWarden config: schema version 1, validated once, before anything acts.
 
-The config is YAML. It is read from ``ROLEWARDEN_CONFIG``: a file path, or ``ssm:<name>`` for an
-SSM parameter holding the YAML (cached with Powertools Parameters). Unknown keys are errors, and
+The config is YAML (or JSON, which is YAML, read then without importing PyYAML). It is read from
+``ROLEWARDEN_CONFIG``: a file path, or ``ssm:<name>`` for an SSM parameter holding the YAML (cached
+with Powertools Parameters). Unknown keys are errors, and
 every error names the source, the key path and what is wrong.
 
 Each section is a frozen dataclass deriving from ``rolewarden.schema.Section`` (no pydantic: importing
@@ -23,12 +24,11 @@ a new section:
 from __future__ import annotations
 
 import fnmatch
+import json
 import os
 import re
 from dataclasses import dataclass, field, replace
 from typing import Annotated, Any, Literal
-
-import yaml
 
 from rolewarden import config_checks as checks
 from rolewarden.errors import ConfigError
@@ -278,16 +278,29 @@ def _format_errors(source: str, error: SchemaError) -> str:
     return "\n".join(lines)
 
 
-#: PyYAML's libyaml parser where the wheel has it (the same YAML, parsed in C), else the Python one
-_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+def _load_yaml(text: str, source: str) -> Any:
+    """YAML text as data, with PyYAML's libyaml parser where the wheel has it (the same YAML, parsed in C).
+    Imported here: a config written as JSON (JSON is YAML) never needs PyYAML, about a tenth of
+    ``import boto3`` at cold start."""
+    import yaml
+
+    try:
+        return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"invalid config {source}: not valid YAML: {exc}") from exc
 
 
 def parse_config(text: str, source: str = "<string>") -> Config:
-    """Parse and validate YAML text. Raises ConfigError naming source, key path and problem."""
-    try:
-        data: Any = yaml.load(text, Loader=_YAML_LOADER)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"invalid config {source}: not valid YAML: {exc}") from exc
+    """Parse and validate YAML text (JSON too: it is YAML, read with the json module when it parses as
+    JSON). Raises ConfigError naming source, key path and problem."""
+    data: Any = None
+    if text.lstrip().startswith("{"):
+        try:
+            data = json.loads(text)
+        except ValueError:
+            data = None  # a YAML flow mapping ({version: 1}), not JSON
+    if data is None:
+        data = _load_yaml(text, source)
     if not isinstance(data, dict):
         raise ConfigError(f"invalid config {source}: the top level must be a mapping with 'version: 1'")
     try:
