@@ -2,8 +2,8 @@
 
 The config is YAML (or JSON, which is YAML, read then without importing PyYAML). It is read from
 ``ROLEWARDEN_CONFIG``: a file path, or ``ssm:<name>`` for an SSM parameter holding the YAML (cached
-with Powertools Parameters). Unknown keys are errors, and
-every error names the source, the key path and what is wrong.
+with Powertools Parameters). Unknown keys are errors, and every error names the source, the key path
+and what is wrong.
 
 Each section is a frozen dataclass deriving from ``rolewarden.schema.Section`` (no pydantic: importing
 it and building its models cost about half of ``import boto3`` at every cold start). The pattern, for
