@@ -7,7 +7,7 @@ own start, the same for both sides, is left out):
 * import the handler module, which builds its globals (``make_handler``: Powertools Logger and Metrics)
   (alone, this is the reference figure ``import_only_ratio``);
 * the fixed work of the first invocation that every invocation needs: load and validate the config
-  (``load_config``: PyYAML, the pydantic models) and import the capability's module
+  (``load_config``: PyYAML, the config's sections) and import the capability's module
   (``capabilities.get``). Work only some invocations do (SQS/SNS sends, the DynamoDB records of a
   sweep) stays out, as it does in the function. AWS calls and client creation stay out of both sides.
 
@@ -260,7 +260,7 @@ def run(ctx: Context, runs: int) -> Result:
     )
     result.notes.append(
         "handler side: import of functions/<f>/app.py (Powertools Logger and Metrics built) plus the first "
-        "invocation's fixed work (load_config: YAML + pydantic validation; the capability module); baseline: "
+        "invocation's fixed work (load_config: YAML + the config's validation; the capability module); baseline: "
         "import boto3. Both in the deployed layout (layer from layers/core/requirements.txt, runtime boto3, "
         "no dev site-packages), the template's environment; ratio of CPU-time medians (wall medians beside)."
     )

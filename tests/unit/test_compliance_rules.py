@@ -62,7 +62,7 @@ def config(**compliance: Any) -> Config:
     # every rule, except the instance-credential perimeter, which needs its endpoint services configured and has
     # its own table (tests/unit/test_perimeter_rule.py)
     modes = {rule: "enforce" for rule in COMPLIANCE_RULE_IDS if rule != "instance-credential-perimeter"} | rules
-    return Config.model_validate({"version": 1, "managed_path": PATH, "compliance": {"rules": modes, **compliance}})
+    return Config.from_data({"version": 1, "managed_path": PATH, "compliance": {"rules": modes, **compliance}})
 
 
 def only(rule: str, **compliance: Any) -> Config:

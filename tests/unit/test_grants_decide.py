@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -421,9 +422,7 @@ def test_delete_removes_non_default_versions_and_detaches() -> None:
 def test_grants_that_do_not_fit_are_refused_whole(
     max_policies: int, other_attached: int, count: int, rule: str
 ) -> None:
-    config = CONFIG.model_copy(
-        update={"bucket_grants": CONFIG.bucket_grants.model_copy(update={"max_policies_per_role": max_policies})}
-    )
+    config = replace(CONFIG, bucket_grants=replace(CONFIG.bucket_grants, max_policies_per_role=max_policies))
     others = tuple(f"arn:aws:iam::{ACCOUNT}:policy/other-{i}" for i in range(other_attached))
     roles = {**ROLES, "web-server": RoleInfo("web-server", PATH, ROLES["web-server"].arn, others)}
     wanted = [grant(f"analytics-bucket-{i:04d}", "read", "write") for i in range(count)]

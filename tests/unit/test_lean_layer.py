@@ -18,11 +18,13 @@ from rwlocal.stack import load_template
 
 ROOT = Path(__file__).resolve().parents[2]
 HANDLERS = sorted((ROOT / "functions").glob("*/app.py"))
-#: Loaded only by the invocations that need them, never at import: the X-Ray SDK (gone), the CLI's
-#: tables, the SQS/SNS sends (retries, DLQ, findings, sweep hand-offs), the state-table records of a
-#: sweep, Powertools' SSM parameters (only with ROLEWARDEN_CONFIG=ssm:...) and idempotency utilities.
+#: Loaded only by the invocations that need them, never at import: the X-Ray SDK (gone), pydantic (gone
+#: from the layer: rolewarden.schema checks the config), the CLI's tables, the SQS/SNS sends (retries,
+#: DLQ, findings, sweep hand-offs), the state-table records of a sweep, Powertools' SSM parameters (only
+#: with ROLEWARDEN_CONFIG=ssm:...) and idempotency utilities.
 NOT_AT_IMPORT = (
     "aws_xray_sdk",
+    "pydantic",
     "rich",
     "rolewarden.aws.sqs",
     "rolewarden.aws.sns",
@@ -59,6 +61,14 @@ def test_layer_requirements_have_no_xray_sdk() -> None:
     _no_xray(requirements)
 
 
+def test_neither_the_layer_nor_the_package_requires_pydantic() -> None:
+    """The config is checked by rolewarden.schema; pydantic cost about half of import boto3 at cold start."""
+    layer = _requirement_names((ROOT / "layers" / "core" / "requirements.txt").read_text().splitlines())
+    package = _requirement_names(tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"])
+    assert "pyyaml" in layer and "pyyaml" in package  # both lists were read
+    assert [n for n in layer + package if n.split("[")[0] in ("pydantic", "pydantic-core")] == []
+
+
 def test_package_dependencies_have_no_xray_sdk() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     requirements = _requirement_names(project["dependencies"])
@@ -75,18 +85,16 @@ def test_lambda_still_traces_the_functions() -> None:
             assert resource["Properties"].get("Tracing", "Active") == "Active", name
 
 
-@pytest.mark.parametrize("app", HANDLERS, ids=lambda p: p.parent.name)
-def test_importing_a_handler_as_lambda_loads_only_what_every_invocation_needs(app: Path) -> None:
-    """A fresh interpreter with Lambda's variables (AWS_LAMBDA_FUNCTION_NAME set: where Powertools'
-    Tracer used to be built) imports the handler and loads the config, as a first invocation does."""
+def _modules_after(app: Path, code: str) -> set[str]:
+    """sys.modules after ``code`` ran in a fresh interpreter with Lambda's variables (AWS_LAMBDA_FUNCTION_NAME
+    set: where Powertools' Tracer used to be built) after importing the handler ``app`` as Lambda does."""
     code = (
         "import importlib.util, json, sys\n"
         f"spec = importlib.util.spec_from_file_location('app', {str(app)!r})\n"
         "module = importlib.util.module_from_spec(spec)\n"
         "spec.loader.exec_module(module)\n"
         "assert callable(module.lambda_handler) and callable(module.sweep_handler)\n"
-        "from rolewarden.config import load_config\n"
-        "load_config()\n"
+        f"{code}\n"
         "print(json.dumps(sorted(sys.modules)))\n"
     )
     env = {
@@ -100,7 +108,39 @@ def test_importing_a_handler_as_lambda_loads_only_what_every_invocation_needs(ap
     }
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False, cwd="/")
     assert proc.returncode == 0, proc.stderr[-2000:]
-    modules = set(json.loads(proc.stdout.splitlines()[-1]))
+    return set(json.loads(proc.stdout.splitlines()[-1]))
+
+
+def _loaded(names: tuple[str, ...], modules: set[str]) -> list[str]:
+    return [m for m in names if m in modules or any(k.startswith(m + ".") for k in modules)]
+
+
+@pytest.mark.parametrize("app", HANDLERS, ids=lambda p: p.parent.name)
+def test_importing_a_handler_as_lambda_loads_only_what_every_invocation_needs(app: Path) -> None:
+    """The handler imported and the config loaded, as a first invocation does."""
+    modules = _modules_after(app, "from rolewarden.config import load_config\nload_config()")
     assert "rolewarden.config" in modules and "aws_lambda_powertools.logging" in modules  # it did import
-    loaded = [m for m in NOT_AT_IMPORT if m in modules or any(k.startswith(m + ".") for k in modules)]
-    assert loaded == [], f"{app.parent.name} loads {loaded} at cold start"
+    assert _loaded(NOT_AT_IMPORT, modules) == [], f"{app.parent.name} loads them at cold start"
+
+
+#: Per function: its capability's module, and what its first invocation (config and capability loaded)
+#: never needs: the compliance rules and the escalation table judge roles for role_compliance and the
+#: profile guard, never for grants.
+FIRST_INVOCATION = {
+    "bucket_grants": (
+        "rolewarden.capabilities.grants",
+        ("rolewarden.decide.compliance", "rolewarden.decide.escalation_paths"),
+    ),
+    "instance_profiles": ("rolewarden.capabilities.profiles", ()),
+    "role_compliance": ("rolewarden.capabilities.compliance", ()),
+}
+
+
+@pytest.mark.parametrize("app", HANDLERS, ids=lambda p: p.parent.name)
+def test_a_first_invocation_loads_no_other_capability_s_decisions(app: Path) -> None:
+    function = app.parent.name
+    capability, unneeded = FIRST_INVOCATION[function]
+    code = "from rolewarden.config import load_config\nfrom rolewarden import capabilities\nload_config()\n"
+    modules = _modules_after(app, code + f"capabilities.get({function!r})")
+    assert capability in modules  # the capability did load
+    assert _loaded(NOT_AT_IMPORT + unneeded, modules) == []

@@ -42,7 +42,7 @@ def config(mode: str = "enforce", perimeter: dict[str, Any] | None = None, **rul
     modes = (
         {r: "off" for r in COMPLIANCE_RULE_IDS} | {RULE_ID: mode} | {k.replace("_", "-"): v for k, v in rules.items()}
     )
-    return Config.model_validate(
+    return Config.from_data(
         {
             "version": 1,
             "managed_path": PATH,
@@ -209,7 +209,7 @@ def test_no_inline_policies_does_not_delete_the_perimeter_while_the_rule_is_on()
 def test_the_rule_is_registered_off_by_default_and_declares_its_permissions() -> None:
     rule = registered_rules()[RULE_ID]
     assert rule.permissions == ("iam:GetRolePolicy", "iam:PutRolePolicy")
-    assert Config.model_validate({"version": 1}).rule_mode(RULE_ID) == "off"
+    assert Config.from_data({"version": 1}).rule_mode(RULE_ID) == "off"
     # the registry's public interface is unchanged: the tag guard and the escalation rule still find theirs
     assert {"no-admin-access", "no-privilege-escalation", "permissions-boundary"} <= set(registered_rules())
 

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from rolewarden.config import Config, InstanceProfiles, ProfileRule, parse_config
+from rolewarden.decide import compliance as c
 from rolewarden.decide import profiles as p
 from rolewarden.errors import ConfigError
 from rolewarden.model.compliance import single_version_policy
@@ -38,7 +39,7 @@ POLICIES = {ADMIN_ARN: single_version_policy(ADMIN_ARN, ADMIN_DOC)}
 
 def config(boundary: str | None = None, **rule: Any) -> Config:
     profile_rule = {"match": {"rolewarden:profile": "admin"}, "profile": "ops", **rule}
-    return Config.model_validate(
+    return Config.from_data(
         {
             "version": 1,
             "instance_profiles": {"rules": [profile_rule]},
@@ -125,7 +126,7 @@ def test_a_role_that_was_not_judged_is_refused() -> None:
 
 
 def test_allow_privileged_on_another_rule_does_not_cover_this_one() -> None:
-    cfg = Config.model_validate(
+    cfg = Config.from_data(
         {
             "version": 1,
             "instance_profiles": {
@@ -154,8 +155,8 @@ def test_unreadable_policy_and_unregistered_rule_fail_closed(monkeypatch: pytest
     cfg = config()
     missing_doc = role(attached=("arn:aws:iam::123456789012:policy/unread",))
     assert {g.rule for g in p.judge_role(missing_doc, {}, cfg)} >= {"no-admin-access"}
-    registry = {k: v for k, v in p.registered_rules().items() if k != "no-privilege-escalation"}
-    monkeypatch.setattr(p, "registered_rules", lambda: registry)
+    registry = {k: v for k, v in c.registered_rules().items() if k != "no-privilege-escalation"}
+    monkeypatch.setattr(c, "registered_rules", lambda: registry)
     found = p.judge_role(role(), {}, cfg)
     assert [g.rule for g in found] == ["no-privilege-escalation"] and "not registered" in found[0].message
 
@@ -163,7 +164,7 @@ def test_unreadable_policy_and_unregistered_rule_fail_closed(monkeypatch: pytest
 def test_the_guard_calls_the_compliance_registry_not_a_copy(monkeypatch: pytest.MonkeyPatch) -> None:
     """Another engineer owns the rules: the guard must follow whatever the registered rule decides."""
     seen: list[str] = []
-    real = p.registered_rules()
+    real = c.registered_rules()
 
     class Spy:
         def __init__(self, rule_id: str) -> None:
@@ -173,7 +174,7 @@ def test_the_guard_calls_the_compliance_registry_not_a_copy(monkeypatch: pytest.
             seen.append(self.rule_id)
             return real[self.rule_id].evaluate(r, ctx)
 
-    monkeypatch.setattr(p, "registered_rules", lambda: {k: Spy(k) for k in real})
+    monkeypatch.setattr(c, "registered_rules", lambda: {k: Spy(k) for k in real})
     p.judge_role(role(), {}, config(BOUNDARY))
     assert seen == ["no-admin-access", "no-privilege-escalation", "permissions-boundary"]
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from rolewarden.config import InstanceProfiles, ProfileRule
@@ -76,7 +78,7 @@ def test_first_matching_rule_wins_and_default_applies() -> None:
     assert desired_profile(RULES, tags) == ("web-server", 0)
     assert desired_profile(RULES, {"team": "data", "env": "staging"}) == ("data-worker", 1)
     assert desired_profile(RULES, {"team": "data", "env": "dev"}) == (None, None)
-    with_default = RULES.model_copy(update={"default": "data-worker"})
+    with_default = replace(RULES, default="data-worker")
     assert desired_profile(with_default, {"nothing": "here"}) == ("data-worker", None)
 
 
@@ -115,7 +117,7 @@ CASES = [
         "other-report-mode",
         view(profile_arn=OTHER_ARN),
         ASSOC_OTHER,
-        RULES.model_copy(update={"on_mismatch": "report"}),
+        replace(RULES, on_mismatch="report"),
         "report",
         None,
     ),
@@ -135,7 +137,7 @@ CASES = [
         "default-profile",
         view(tags={}),
         None,
-        RULES.model_copy(update={"default": "web-server"}),
+        replace(RULES, default="web-server"),
         "associate",
         AssociateProfile,
     ),

@@ -7,8 +7,6 @@ from dataclasses import dataclass
 from typing import Literal
 
 from rolewarden.config import Config, InstanceMetadata, InstanceProfiles, ProfileRule, TagValue
-from rolewarden.decide.compliance.registry import registered_rules
-from rolewarden.decide.compliance.rule import RuleContext
 from rolewarden.model.actions import Action
 from rolewarden.model.documents import PolicyDocumentError
 from rolewarden.model.iam import ManagedPolicy, Role
@@ -131,6 +129,11 @@ def judge_role(role: Role, policies: Mapping[str, ManagedPolicy], config: Config
     """The guard rules ``role`` fails, judged by the compliance capability's own registered rules
     (never a copy of their logic). A rule that is missing from the registry, or a policy document
     that cannot be read, fails closed."""
+    # imported here, not at the top: the compliance rules are a large import, and the bucket_grants and
+    # role_compliance functions load this module (RETRY_MARGIN_SECONDS) without ever judging a profile
+    from rolewarden.decide.compliance.registry import registered_rules
+    from rolewarden.decide.compliance.rule import RuleContext
+
     registry = registered_rules()
     ctx = RuleContext(config, policies)
     found: list[GuardFinding] = []
