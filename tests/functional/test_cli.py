@@ -1,5 +1,5 @@
 """The operator's command line against the moto server over HTTP: in process through
-``rolewarden.cli.main`` (stdout and stderr captured, so output is the piped, plain-text kind), and a few
+``rolewarden.cli.main.main`` (stdout and stderr captured, so output is the piped, plain-text kind), and a few
 runs of the installed console script as a subprocess to prove the entry point works.
 
 Errors moto cannot produce (access denied, throttling) are injected at the botocore level with
@@ -22,7 +22,7 @@ from typing import Any
 import boto3
 import pytest
 
-from rolewarden.cli import main
+from rolewarden.cli.main import main
 from rwlocal import world as w
 from rwlocal.faults import Fault, count_calls, inject
 from rwlocal.server import ACCOUNT_ID, LocalAws
@@ -392,25 +392,27 @@ def test_dry_run_config_makes_apply_change_nothing(
 def test_long_applies_on_a_terminal_show_progress_and_apply_everything(
     aws: LocalAws, config: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from rolewarden import cli as cli_module
+    from rolewarden.cli.apply import PROGRESS_THRESHOLD, PlannedOnly, execute
+    from rolewarden.cli.output import Out
+    from rolewarden.cli.plan import make_plan
     from rolewarden.config import load_config
 
     w.create_profile("web-server")
-    ids = w.run_instances(cli_module.PROGRESS_THRESHOLD + 2, {"rolewarden:profile": "web"})
+    ids = w.run_instances(PROGRESS_THRESHOLD + 2, {"rolewarden:profile": "web"})
     loaded = load_config(str(config))
-    plans = cli_module.make_plan(loaded, ["instance_profiles"])
+    plans = make_plan(loaded, ["instance_profiles"])
     screen = TtyInput()
-    out = cli_module.Out(stream=screen)
+    out = Out(stream=screen)
     assert out.rich
     ticks: list[int] = []
-    real_tick = cli_module.PlannedOnly.execute_one
+    real_tick = PlannedOnly.execute_one
 
     def counting(self: Any, action: Any) -> Any:
         ticks.append(1)
         return real_tick(self, action)
 
-    monkeypatch.setattr(cli_module.PlannedOnly, "execute_one", counting)
-    executor, failures = cli_module._execute(loaded, plans, out)
+    monkeypatch.setattr(PlannedOnly, "execute_one", counting)
+    executor, failures = execute(loaded, plans, out)
     assert failures == [] and len(ticks) == len(ids)
     assert [r.status for r in executor.done] == ["applied"] * len(ids)
     assert executor.tick is not None  # the progress bar was driven

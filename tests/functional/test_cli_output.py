@@ -20,7 +20,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from rolewarden.cli import main
+from rolewarden.cli.main import main
 from rwlocal import world as w
 from rwlocal.server import LocalAws
 from tests.functional.test_cli import CONFIG
