@@ -22,7 +22,7 @@ import pytest
 from botocore.awsrequest import AWSResponse, HTTPHeaders
 
 from rolewarden import breaker
-from rolewarden.cli import main
+from rolewarden.cli.main import main
 from rolewarden.runtime import Handler
 from rolewarden.telemetry import Sink
 from rwlocal import world as w

@@ -1,5 +1,5 @@
 """The operator's command line against the moto server over HTTP: in process through
-``rolewarden.cli.main`` (stdout and stderr captured, so output is the piped, plain-text kind), and a few
+``rolewarden.cli.main.main`` (stdout and stderr captured, so output is the piped, plain-text kind), and a few
 runs of the installed console script as a subprocess to prove the entry point works.
 
 Errors moto cannot produce (access denied, throttling) are injected at the botocore level with
@@ -21,10 +21,11 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.awsrequest import AWSResponse, HTTPHeaders
 
-from rolewarden.cli import main
+from rolewarden.cli.main import main
 from rwlocal import world as w
-from rwlocal.faults import Fault, count_calls, inject
+from rwlocal.faults import Fault, _Raw, count_calls, inject
 from rwlocal.server import ACCOUNT_ID, LocalAws
 
 PATH = "/rolewarden/"
@@ -392,25 +393,27 @@ def test_dry_run_config_makes_apply_change_nothing(
 def test_long_applies_on_a_terminal_show_progress_and_apply_everything(
     aws: LocalAws, config: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from rolewarden import cli as cli_module
+    from rolewarden.cli.apply import PROGRESS_THRESHOLD, PlannedOnly, execute
+    from rolewarden.cli.output import Out
+    from rolewarden.cli.plan import make_plan
     from rolewarden.config import load_config
 
     w.create_profile("web-server")
-    ids = w.run_instances(cli_module.PROGRESS_THRESHOLD + 2, {"rolewarden:profile": "web"})
+    ids = w.run_instances(PROGRESS_THRESHOLD + 2, {"rolewarden:profile": "web"})
     loaded = load_config(str(config))
-    plans = cli_module.make_plan(loaded, ["instance_profiles"])
+    plans = make_plan(loaded, ["instance_profiles"])
     screen = TtyInput()
-    out = cli_module.Out(stream=screen)
+    out = Out(stream=screen)
     assert out.rich
     ticks: list[int] = []
-    real_tick = cli_module.PlannedOnly.execute_one
+    real_tick = PlannedOnly.execute_one
 
     def counting(self: Any, action: Any) -> Any:
         ticks.append(1)
         return real_tick(self, action)
 
-    monkeypatch.setattr(cli_module.PlannedOnly, "execute_one", counting)
-    executor, failures = cli_module._execute(loaded, plans, out)
+    monkeypatch.setattr(PlannedOnly, "execute_one", counting)
+    executor, failures = execute(loaded, plans, out)
     assert failures == [] and len(ticks) == len(ids)
     assert [r.status for r in executor.done] == ["applied"] * len(ids)
     assert executor.tick is not None  # the progress bar was driven
@@ -808,3 +811,185 @@ def test_console_script_validate_and_missing_credentials(
     denied = console("plan", env=env)
     assert denied.returncode == 1
     assert denied.stderr.startswith("error: no AWS credentials found"), denied.stderr
+
+
+# -- more error paths, each with the line the operator reads ----------------------------------------
+def test_rejected_credentials_are_named(cli: Callable[..., Result], config: Path) -> None:
+    seed()
+    expired = Fault("iam", "GetAccountAuthorizationDetails", "ExpiredToken", "The token is expired", status=403)
+    expired.times = 99
+    with inject(expired):
+        result = cli("plan", "--only", "compliance")
+    assert result.code == 1, result
+    assert (
+        "error: the AWS credentials were rejected (ExpiredToken: The token is expired); refresh them "
+        "(e.g. aws sso login)"
+    ) in result.err.splitlines()
+
+
+def test_dynamodb_capacity_exceeded_is_named_as_throttling(
+    cli: Callable[..., Result], config: Path, table: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rolewarden.aws import clients
+
+    monkeypatch.setenv("ROLEWARDEN_MAX_ATTEMPTS", "1")  # no retries: botocore would back off ten times first
+    clients.reset()
+
+    def exceeded(_: dict[str, Any]) -> AWSResponse:  # DynamoDB's JSON error shape (faults.py speaks XML)
+        body = {"__type": "com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException", "message": "x"}
+        headers = HTTPHeaders.from_dict({"content-type": "application/x-amz-json-1.0"})
+        return AWSResponse("https://injected", 400, headers, _Raw(json.dumps(body).encode()))
+
+    capacity = Fault("dynamodb", "GetItem", respond=exceeded)
+    capacity.times = 99
+    with inject(capacity):
+        result = cli("breaker", "status", "--table", table)
+    assert result.code == 1, result
+    assert result.err == (
+        "error: AWS kept throttling dynamodb:GetItem after retries (ProvisionedThroughputExceededException); "
+        "retry later, or set ROLEWARDEN_RETRY_MODE=adaptive and ROLEWARDEN_MAX_ATTEMPTS higher\n"
+    )
+
+
+def test_an_error_the_cli_cannot_explain_is_shown_with_its_call_and_code(
+    cli: Callable[..., Result], config: Path
+) -> None:
+    result = cli("breaker", "status", "--table", "no-such-table")
+    assert result.code == 1, result
+    assert result.err == "error: dynamodb:GetItem failed: ResourceNotFoundException: Requested resource not found\n"
+
+
+def test_a_denied_write_fails_the_apply_and_names_the_permission(cli: Callable[..., Result], config: Path) -> None:
+    instance = seed()["instance"]
+    denied = Fault("ec2", "AssociateIamInstanceProfile", "UnauthorizedOperation", "You are not authorized", status=403)
+    denied.times = 99
+    with inject(denied):
+        result = cli("apply", "--yes", "--only", "profiles")
+    assert result.code == 1, result
+    assert "Applied 0, failed 1, skipped 0" in result.out
+    errors = result.err.splitlines()
+    assert any(e.startswith(f"error: failed: associate web-server with {instance}: ") for e in errors), errors
+    assert (
+        "error: access denied: the caller lacks the permission ec2:AssociateIamInstanceProfile "
+        "(UnauthorizedOperation: You are not authorized)"
+    ) in errors
+    assert w.attached_profiles() == {}
+
+
+def test_an_action_no_longer_needed_when_confirmed_is_not_done_and_said(
+    cli: Callable[..., Result], config: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    instance = seed()["instance"]
+    monkeypatch.setattr(sys, "stdin", TtyInput("yes"))
+
+    def confirm(prompt: str) -> str:  # someone associates the profile while the operator reads the plan
+        arn = iam().get_instance_profile(InstanceProfileName="web-server")["InstanceProfile"]["Arn"]
+        boto3.client("ec2").associate_iam_instance_profile(IamInstanceProfile={"Arn": arn}, InstanceId=instance)
+        return "yes"
+
+    monkeypatch.setattr("builtins.input", confirm)
+    with count_calls() as calls:
+        result = cli("apply", "--only", "profiles")
+    assert result.code == 0, result
+    assert "Applied 0, failed 0, skipped 0" in result.out
+    assert result.err == f"warning: planned but no longer needed: associate web-server with {instance}\n"
+    assert calls.writes() == Counter()  # the association above was boto3's own, not RoleWarden's
+
+
+def test_apply_json_says_why_nothing_was_applied(cli: Callable[..., Result], write_config: Callable[..., Path]) -> None:
+    write_config(CONFIG)  # and an empty account
+    nothing = cli("apply", "--json")
+    assert nothing.code == 0, nothing
+    assert nothing.json()["apply"] == {"status": "Nothing to apply."} and nothing.json()["changes"] == 0
+    write_config(CONFIG, dry_run=True)
+    seed()
+    dry = cli("apply", "--yes", "--json")
+    assert dry.code == 2, dry
+    assert dry.json()["apply"] == {"status": "The config says dry_run: true; nothing was applied."}
+    assert dry.json()["changes"] == 4 and dry.err == ""
+
+
+def test_an_interrupted_confirmation_changes_nothing(
+    cli: Callable[..., Result], config: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seed()
+    monkeypatch.setattr(sys, "stdin", TtyInput(""))
+
+    def interrupt(prompt: str) -> str:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("builtins.input", interrupt)
+    with count_calls() as calls:
+        result = cli("apply")
+    assert result.code == 1
+    assert result.err == "error: interrupted\n"
+    assert calls.writes() == Counter()
+
+
+def test_apply_table_flag_wins_for_the_run_and_the_environment_is_put_back(
+    cli: Callable[..., Result], config: Path, table: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seed()
+    monkeypatch.setenv("ROLEWARDEN_TABLE", "some-other-table")
+    result = cli("apply", "--yes", "--only", "compliance", "--table", table)
+    assert result.code == 0, result
+    assert os.environ["ROLEWARDEN_TABLE"] == "some-other-table"
+    assert [r["kind"] for r in cli("history", "role/loose", "--table", table, "--json").json()] == ["remediation"]
+
+
+def test_rolling_back_an_added_boundary_lists_its_removal(
+    cli: Callable[..., Result], write_config: Callable[..., Path], table: str
+) -> None:
+    boundary = iam().create_policy(PolicyName="boundary", PolicyDocument=json.dumps(ADMIN_DOC))["Policy"]["Arn"]
+    write_config(CONFIG, compliance={"permissions_boundary": boundary})
+    w.create_role("app")
+    w.create_profile("web-server")
+    iam().put_role_permissions_boundary(RoleName="web-server", PermissionsBoundary=boundary)
+    applied = cli("apply", "--yes", "--only", "compliance", "--table", table)
+    assert applied.code == 0, applied
+    assert role_state("app")["boundary"] == boundary
+    (record,) = cli("history", "role/app", "--table", table, "--json").json()
+    dry = cli("rollback", "role/app", "--dry-run", "--table", table)
+    assert dry.code == 0, dry
+    assert dry.out == f"role app: would restore record {record['record_id']} (1 step(s))\n  delete-boundary: \n"
+    assert role_state("app")["boundary"] == boundary
+
+
+def test_a_tripped_breaker_is_shown_and_reset_even_when_the_caller_is_unknown(
+    cli: Callable[..., Result], config: Path, table: str
+) -> None:
+    import time
+
+    from rolewarden.aws.breaker import put_trip
+    from rolewarden.breaker import limits_of
+    from rolewarden.config import load_config
+    from rolewarden.decide.breaker import new_trip
+
+    assert put_trip(table, new_trip(time.time(), limits_of(load_config(str(config))), "run-over-limit", [], "test"))
+    status = cli("breaker", "status", "--table", table)
+    assert status.code == 3, status
+    lines = status.out.splitlines()
+    assert re.fullmatch(r"circuit breaker: TRIPPED at \S+Z \(run-over-limit\), until \S+Z", lines[0]), lines
+    assert lines[1] == "  reset with: rolewarden breaker reset --reason TEXT"
+    assert re.fullmatch(r"this window \S+Z \.\. \S+Z: 0 of 25 per 60 min", lines[2]), lines
+    assert "roles withheld" not in status.out  # no roles named in this trip
+    unknown = Fault("sts", "GetCallerIdentity", "AccessDenied", "not authorized", status=403)
+    with inject(unknown):
+        reset = cli("breaker", "reset", "--reason", "fixed", "--table", table)
+    assert reset.code == 0, reset
+    first = reset.out.splitlines()[0]
+    assert first == "circuit breaker reset: it had tripped (run-over-limit); remediation resumes now"
+    assert "(operator unknown (sts:GetCallerIdentity failed: ClientError), reason: fixed)" in reset.out
+    assert cli("breaker", "status", "--table", table).code == 0
+
+
+def test_python_m_rolewarden_cli_runs_the_same_command_line(
+    aws: LocalAws, config: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import runpy
+
+    monkeypatch.setattr(sys, "argv", ["python -m rolewarden.cli", "validate", "--offline", str(config)])
+    with pytest.raises(SystemExit) as exited:
+        runpy.run_module("rolewarden.cli", run_name="__main__")
+    assert exited.value.code == 0
+    assert capsys.readouterr().out == f"config {config} is valid\n"

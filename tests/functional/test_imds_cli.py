@@ -12,7 +12,7 @@ from typing import Any
 import boto3
 import pytest
 
-from rolewarden.cli import main
+from rolewarden.cli.main import main
 from rwlocal import world as w
 from rwlocal.faults import count_calls
 from rwlocal.server import LocalAws

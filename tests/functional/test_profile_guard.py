@@ -165,7 +165,7 @@ def test_the_guard_reads_are_cached_in_a_warm_container(app: Any, profiles: dict
 def test_validate_reports_every_rule_whose_profile_would_be_refused(
     aws: Any, write_config: Any, profiles: dict[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from rolewarden.cli import main
+    from rolewarden.cli.main import main
 
     path = write_config()
     w.create_profile("does-not-exist-yet")  # only so the ghost rule does not hide what is being tested
@@ -402,7 +402,7 @@ def test_a_guard_read_that_is_denied_goes_to_the_dlq_with_its_reason(
 def test_explain_shows_the_guard(
     aws: Any, write_config: Any, profiles: dict[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from rolewarden.cli import main
+    from rolewarden.cli.main import main
 
     write_config()
     admin = w.run_instance({"rolewarden:profile": "admin"})

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from rolewarden.config import Config, InstanceProfiles, ProfileRule, parse_config
-from rolewarden.decide import compliance as c
+from rolewarden.decide.compliance import registry as c
 from rolewarden.decide import profiles as p
 from rolewarden.errors import ConfigError
 from rolewarden.model.compliance import single_version_policy

@@ -75,7 +75,8 @@ def levels(value: dict[str, list[str]]) -> dict[str, list[str]]:
 
 def escalation_paths(value: list[str]) -> list[str]:
     # imported here: the escalation table is large, and only a config that exempts paths needs it
-    from rolewarden.decide.escalation_paths import CATEGORIES, PATH_IDS
+    from rolewarden.decide.escalation.catalog import PATH_IDS
+    from rolewarden.decide.escalation.path import CATEGORIES
 
     unknown = sorted(set(value) - set(PATH_IDS) - set(CATEGORIES))
     if unknown:
@@ -87,7 +88,7 @@ def escalation_paths(value: list[str]) -> list[str]:
 
 
 def escalation_categories(value: dict[str, str]) -> dict[str, str]:
-    from rolewarden.decide.escalation_paths import CATEGORIES
+    from rolewarden.decide.escalation.path import CATEGORIES
 
     unknown = sorted(set(value) - set(CATEGORIES))
     if unknown:

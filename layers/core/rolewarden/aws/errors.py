@@ -33,7 +33,15 @@ TRANSIENT_CODES = frozenset(
         "RequestTimeoutException",
     }
 )
-DENIED_CODES = frozenset({"AccessDenied", "AccessDeniedException", "UnauthorizedOperation"})
+#: DynamoDB's answer when a table's capacity is used up: throttling, but classify() has never counted it
+#: as such (botocore retries it before any caller sees it); the command line names it as throttling.
+CAPACITY_EXCEEDED_CODES = frozenset({"ProvisionedThroughputExceededException"})
+#: A missing permission. AuthorizationError is SNS's name for it (no SNS call goes through classify()).
+DENIED_CODES = frozenset({"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "AuthorizationError"})
+#: The credentials themselves were refused (expired, unknown key, bad signature for EC2).
+REJECTED_CREDENTIALS_CODES = frozenset(
+    {"ExpiredToken", "ExpiredTokenException", "InvalidClientTokenId", "UnrecognizedClientException", "AuthFailure"}
+)
 
 
 @contextmanager
