@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from rolewarden.config import Config, InstanceProfiles, ProfileRule, parse_config
-from rolewarden.decide.compliance import registry as c
 from rolewarden.decide import profiles as p
+from rolewarden.decide.compliance import registry as c
 from rolewarden.errors import ConfigError
 from rolewarden.model.compliance import single_version_policy
 from rolewarden.model.iam import AttachedPolicy, Role

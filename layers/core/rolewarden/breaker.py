@@ -19,6 +19,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from rolewarden.aws.records import Recorder
 from rolewarden.config import Config
 from rolewarden.decide.breaker import (
     TRIP_RUN,
@@ -32,7 +33,6 @@ from rolewarden.decide.breaker import (
 )
 from rolewarden.errors import RoleWardenError
 from rolewarden.model.findings import Finding
-from rolewarden.records import Recorder
 from rolewarden.settings import current
 from rolewarden.telemetry import Sink
 

@@ -7,7 +7,7 @@ Items under ``pk = "circuit-breaker#state"``:
 - ``sk = "tripped"``: the flag every container reads with ``ConsistentRead`` before it remediates
   anything; ``until`` is checked by the reader (TTL deletes lazily).
 
-Trips and resets are also kept as records (``rolewarden.records``, resource ``circuit-breaker``).
+Trips and resets are also kept as records (``rolewarden.aws.records``, resource ``circuit-breaker``).
 """
 
 from __future__ import annotations

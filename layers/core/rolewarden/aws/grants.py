@@ -25,6 +25,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from rolewarden.aws.clients import client
 from rolewarden.aws.errors import classify, code_of, raise_instead
 from rolewarden.aws.executor import Conflict, Executor, ExecutorFunction, Gone
+from rolewarden.aws.records import Recorder
 from rolewarden.decide.grants import (
     POLICY_PREFIX,
     AttachGrantPolicy,
@@ -43,7 +44,6 @@ from rolewarden.decide.grants import (
 )
 from rolewarden.errors import PermanentError
 from rolewarden.model.actions import Action
-from rolewarden.records import Recorder
 
 _KMS_KEY_ARN_RE = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]+$")
 _AWS_MANAGED_S3_KEYS = ("alias/aws/s3",)

@@ -27,6 +27,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 import rolewarden.aws.compliance as iam_compliance  # registers the executor functions
 from rolewarden.aws.errors import classify
+from rolewarden.aws.records import Recorder
 from rolewarden.breaker import Gate, limits_of, state_table
 from rolewarden.capabilities.base import Outcome, Run
 from rolewarden.config import Config
@@ -38,8 +39,8 @@ from rolewarden.errors import PermanentError, RetryableError, RoleWardenError
 from rolewarden.model.compliance import CAPABILITY_NAME, SERVICE_LINKED_PATH, is_grant_policy
 from rolewarden.model.findings import Finding
 from rolewarden.model.iam import AttachedPolicy, ManagedPolicy, Role
+from rolewarden.model.records import Record
 from rolewarden.model.targets import Target
-from rolewarden.records import Record, Recorder
 from rolewarden.settings import current as current_settings
 from rolewarden.telemetry import Sink
 
