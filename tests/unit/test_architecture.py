@@ -66,16 +66,35 @@ def test_settings_is_the_bottom_beside_errors() -> None:
     assert own <= {"rolewarden.errors"}
 
 
+#: The spine of the layering, top to bottom (issue 11).
+ENTRY_TO_MODEL = (
+    "rolewarden.runtime",
+    "rolewarden.operator",
+    "rolewarden.capabilities",
+    "rolewarden.decide",
+    "rolewarden.model",
+)
+
+
 def test_the_layer_contracts_cover_the_target_layout() -> None:
+    """Every module and package of rolewarden sits in exactly one layer (a module left out would be free to
+    import anything), and the layers run entry points -> operator -> capabilities -> decide | aws -> model."""
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]
     (layers,) = [c for c in config["contracts"] if c["type"] == "layers"]
-    assert [layer.replace(" ", "") for layer in layers["layers"]] == [
-        "rolewarden.runtime|rolewarden.cli",
-        "(rolewarden.operator)",
-        "rolewarden.capabilities",
-        "rolewarden.decide|rolewarden.aws",
-        "rolewarden.model:rolewarden.config:rolewarden.settings:rolewarden.errors:rolewarden.telemetry",
+    placed = [
+        [name.strip("() ") for part in layer.split("|") for name in part.split(":")] for layer in layers["layers"]
     ]
+    names = [name for layer in placed for name in layer]
+    assert len(names) == len(set(names)), "a module is in two layers"
+    top_level = {
+        f"rolewarden.{p.stem if p.is_file() else p.name}"
+        for p in PACKAGE.iterdir()
+        if (p.suffix == ".py" and p.stem != "__init__") or (p.is_dir() and (p / "__init__.py").exists())
+    }
+    assert top_level == set(names), f"not in a layer: {sorted(top_level - set(names))}"
+    order = [next(i for i, layer in enumerate(placed) if name in layer) for name in ENTRY_TO_MODEL]
+    assert order == sorted(order) and len(set(order)) == len(order), "the layers are out of order"
+    assert "|" in layers["layers"][placed.index(next(lay for lay in placed if "rolewarden.decide" in lay))]
     forbidden = {
         c["source_modules"][0]: set(c["forbidden_modules"]) for c in config["contracts"] if c["type"] == "forbidden"
     }
