@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from rolewarden.config import parse_config
-from rolewarden.decide.breaker import TRIP_WINDOW, Limits, Trip, new_trip, over_run_limit, window_at
+from rolewarden.decide.breaker import new_trip, over_run_limit, window_at
 from rolewarden.errors import ConfigError
+from rolewarden.model.breaker import TRIP_WINDOW, Limits, Trip
 
 HOUR = 3600
 

@@ -21,17 +21,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from rolewarden.aws.records import Recorder
 from rolewarden.config import Config
-from rolewarden.decide.breaker import (
-    TRIP_RUN,
-    TRIP_WINDOW,
-    Limits,
-    Trip,
-    describe_limits,
-    new_trip,
-    over_run_limit,
-    window_at,
-)
+from rolewarden.decide.breaker import describe_limits, new_trip, over_run_limit, window_at
 from rolewarden.errors import RoleWardenError
+from rolewarden.model.breaker import TRIP_RUN, TRIP_WINDOW, Limits, Trip
 from rolewarden.model.findings import Finding
 from rolewarden.settings import current
 from rolewarden.telemetry import Sink

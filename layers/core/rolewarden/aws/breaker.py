@@ -19,8 +19,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from rolewarden.aws.clients import client
 from rolewarden.aws.errors import classify, code_of
-from rolewarden.decide.breaker import Trip, Window
 from rolewarden.errors import RetryableError
+from rolewarden.model.breaker import Trip, Window
 
 PK = "circuit-breaker#state"
 TRIPPED_SK = "tripped"
