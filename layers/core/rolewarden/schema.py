@@ -14,7 +14,9 @@ checks: ``fn(value)`` runs once the value has its type, returns the value to kee
 field is valid, for rules across fields: it returns the section to keep (``dataclasses.replace`` to
 change one) and raises ``ValueError`` (reported at the section's path). Keys the data does not name take
 the dataclass defaults, which are not checked; unknown keys are errors. ``given(key)`` tells whether the
-data named a key. Sections built directly (``Cls(field=...)``, as tests do) are trusted, not checked.
+data named a key. A section's ``prepare(data)`` may first rewrite its mapping for spellings the types do
+not take (YAML reads an unquoted 111111111111 as a number, even as a mapping key). Sections built directly
+(``Cls(field=...)``, as tests do) are trusted, not checked.
 """
 
 from __future__ import annotations
@@ -97,6 +99,12 @@ class Section:
             raise SchemaError(problems)
         return typing.cast(Self, section)
 
+    @classmethod
+    def prepare(cls, data: dict[Any, Any]) -> dict[Any, Any]:
+        """The section's mapping as its fields are to read it, before any check (a new mapping, ``data``
+        itself unchanged); by default ``data`` as it is."""
+        return data
+
     def check(self) -> Self:
         """Checks across fields, once every field is valid; returns the section to keep."""
         return self
@@ -126,6 +134,7 @@ def _section(cls: type[Section], data: Any, path: str, problems: list[Problem]) 
     if not isinstance(data, dict):
         problems.append((path, f"Input should be a mapping of keys to values, {_got(data)}"))
         return _BAD
+    data = cls.prepare(data)
     before = len(problems)
     values: dict[str, Any] = {}
     fields = _fields(cls)

@@ -8,10 +8,11 @@ caller passes the event's ``account``; EventBridge sets it for AWS sources, whic
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import cast
 
 from rolewarden.accounts_config import ACCOUNT_ID_RE, Accounts
-from rolewarden.config import Config
+from rolewarden.config import Config, RuleMode
 from rolewarden.model.findings import Finding
 
 REFUSED_RULE = "account-not-admitted"
@@ -89,8 +90,9 @@ def effective_config(config: Config, account: str, *, stack_dry_run: bool) -> Co
     (``stack_dry_run``, which the caller reads from its settings)."""
     override = config.accounts.override(account)
     dry_run = config.dry_run if override.dry_run is None else override.dry_run
-    update: dict[str, object] = {"dry_run": dry_run or stack_dry_run}
+    compliance = config.compliance
     if override.rules:
-        rules = {**config.compliance.rules, **override.rules}
-        update["compliance"] = config.compliance.model_copy(update={"rules": rules})
-    return config.model_copy(update=update)
+        # the override's modes are RuleMode values: AccountOverride checks them against RuleMode
+        rules = {**compliance.rules, **cast("dict[str, RuleMode]", override.rules)}
+        compliance = replace(compliance, rules=rules)
+    return replace(config, dry_run=dry_run or stack_dry_run, compliance=compliance)
