@@ -19,7 +19,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from rolewarden.aws.records import Recorder
+from rolewarden.aws.recorder import Recorder
 from rolewarden.config import Config
 from rolewarden.decide.breaker import describe_limits, new_trip, over_run_limit, window_at
 from rolewarden.errors import RoleWardenError

@@ -25,7 +25,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from rolewarden.aws.clients import client
 from rolewarden.aws.errors import classify, code_of, raise_instead
 from rolewarden.aws.executor import Conflict, Executor, ExecutorFunction, Gone
-from rolewarden.aws.records import Recorder
+from rolewarden.aws.recorder import Recorder
 from rolewarden.decide.grants import (
     POLICY_PREFIX,
     AttachGrantPolicy,

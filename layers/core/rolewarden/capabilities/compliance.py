@@ -27,7 +27,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 import rolewarden.aws.compliance as iam_compliance  # registers the executor functions
 from rolewarden.aws.errors import classify
-from rolewarden.aws.records import Recorder
+from rolewarden.aws.recorder import Recorder
 from rolewarden.breaker import Gate, limits_of, state_table
 from rolewarden.capabilities.base import Outcome, Run
 from rolewarden.config import Config

@@ -1,0 +1,47 @@
+"""The Recorder: every record goes to the log and, when a state table is configured, to DynamoDB
+(``rolewarden.aws.records``, imported only then: most invocations record nothing)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from rolewarden.model.records import Record
+from rolewarden.settings import current
+from rolewarden.telemetry import Sink
+
+
+class Recorder:
+    """Writes records to the state table when one is configured, always to the log."""
+
+    def __init__(self, sink: Sink, table: str | None = None) -> None:
+        self.sink = sink
+        self.table = table if table is not None else current().table or None
+        self.written: list[Record] = []
+
+    def record(self, resource: str, kind: str, data: dict[str, Any], now: datetime | None = None) -> Record:
+        when = (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        rec = Record(resource=resource, kind=kind, record_id=uuid.uuid4().hex[:12], time=when, data=data)
+        self.sink.log(
+            "INFO",
+            f"record {kind} for {resource}",
+            record={"resource": resource, "kind": kind, "id": rec.record_id, "time": when, "data": data},
+        )
+        if self.table:
+            from rolewarden.aws import records as store
+
+            store.put(self.table, rec)
+        self.written.append(rec)
+        return rec
+
+    def history(self, resource: str, kind: str | None = None) -> list[Record]:
+        """Records of ``resource``, newest first across kinds (the table's sort key starts with the kind,
+        so its order alone would group them); without a table, those written by this process."""
+        if not self.table:
+            found = [r for r in self.written if r.resource == resource and (kind is None or r.kind == kind)]
+        else:
+            from rolewarden.aws import records as store
+
+            found = store.query(self.table, resource, kind)
+        return sorted(found, key=lambda r: (r.time, r.record_id), reverse=True)
