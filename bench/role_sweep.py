@@ -20,7 +20,7 @@ from bench import counting
 from bench.common import Context, Result
 
 NAME = "role_sweep"
-REQUIRES = "layers/core/rolewarden/capabilities/compliance.py"
+REQUIRES = "layers/core/rolewarden/capabilities/compliance/__init__.py"
 
 EC2_TRUST = {
     "Version": "2012-10-17",

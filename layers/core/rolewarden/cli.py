@@ -643,7 +643,7 @@ def _table(args: argparse.Namespace) -> str:
 
 
 def cmd_history(args: argparse.Namespace, out: Out, errors: CallErrors) -> int:
-    from rolewarden.capabilities import compliance
+    from rolewarden.operator import compliance
 
     name = _role_name(args.resource)
     records = compliance.history(f"role/{name}", table=_table(args))
@@ -668,7 +668,7 @@ def cmd_history(args: argparse.Namespace, out: Out, errors: CallErrors) -> int:
 
 
 def cmd_rollback(args: argparse.Namespace, out: Out, errors: CallErrors) -> int:
-    from rolewarden.capabilities import compliance
+    from rolewarden.operator import compliance
 
     name = _role_name(args.resource)
     table = _table(args)

@@ -104,13 +104,15 @@ def _profile_role(config: Config, attached_arn: str | None, desired: str | None)
 
 def _perimeter(config: Config, role_name: str) -> str:
     """Whether the role carries the instance-credential perimeter (compliance rule instance-credential-perimeter)."""
-    from rolewarden.aws import compliance as aws_compliance
+    from rolewarden.capabilities.compliance.views import views_of
     from rolewarden.decide.compliance import RuleContext
     from rolewarden.decide.perimeter import PERIMETER_POLICY, RULE_ID, desired_perimeter, has_perimeter
+    from rolewarden.operator.compliance import read_role
 
-    role, policies = aws_compliance.read_role(role_name)
-    if role is None:
+    found, read = read_role(role_name)
+    if found is None:
         return f"role {role_name}: not found"
+    role, policies = views_of(found, read)
     ctx = RuleContext(config, policies)
     mode = config.rule_mode(RULE_ID)
     try:
@@ -130,7 +132,7 @@ def _perimeter(config: Config, role_name: str) -> str:
 
 def explain_role(config: Config, role_name: str) -> dict[str, Any]:
     """Scope, each compliance rule's mode and result, the grants naming the role and what would be done."""
-    from rolewarden.capabilities import compliance
+    from rolewarden.operator import compliance
 
     return compliance.explain(config, role_name)
 

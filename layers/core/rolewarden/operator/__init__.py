@@ -1,0 +1,1 @@
+"""Operator features (explain, history, rollback, validate), used by the CLI."""
