@@ -344,6 +344,34 @@ def test_grant_policy_drift_sends_nothing_in_a_dry_run(
     assert "dry run" in drift["message"]
 
 
+def test_grant_policy_drift_without_a_grants_queue_is_reported_not_handed_on(
+    app: Any, aws: LocalAws, configure: Callable[..., Path], iam_calls: Counter[str]
+) -> None:
+    configure()
+    _grant_world(aws)
+    _tamper(GRANT_ARN)
+    iam_calls.clear()
+    assert invoke(app, event("CreatePolicyVersion"))["failed"] == 0
+    assert [c for c in iam_calls if not c.startswith(IAM_READS)] == []
+    (drift,) = [f for f in findings(app) if f["rule"] == "grant-policy-drift"]
+    assert "not handed on: ROLEWARDEN_GRANTS_QUEUE_URL is not set" in drift["message"]
+
+
+def test_grant_policy_drift_that_cannot_be_sent_fails_the_record(
+    app: Any, aws: LocalAws, configure: Callable[..., Path], grants_queue: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The grants queue does not exist (a deployment error): the record fails with the reason, for the DLQ."""
+    configure()
+    _grant_world(aws)
+    _tamper(GRANT_ARN)
+    monkeypatch.setenv("ROLEWARDEN_GRANTS_QUEUE_URL", grants_queue.replace("rolewarden-bucket-grants-test", "gone"))
+    with pytest.raises(RuntimeError, match="1 event failed: sqs:SendMessage grant drift of role web-server failed"):
+        invoke(app, event("CreatePolicyVersion"))
+    (drift,) = [f for f in findings(app) if f["rule"] == "grant-policy-drift"]
+    assert "not handed on: sqs:SendMessage grant drift of role web-server failed" in drift["message"]
+    assert _messages(grants_queue) == []
+
+
 def test_grant_policy_drift_in_report_mode_only_reports(
     app: Any, aws: LocalAws, configure: Callable[..., Path], grants_queue: str
 ) -> None:
