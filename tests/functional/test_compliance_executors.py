@@ -33,6 +33,7 @@ from rolewarden.decide.compliance import (
 from rolewarden.model.documents import canonical_json
 from rolewarden.telemetry import Sink
 from rwlocal import world as w
+from rwlocal.faults import Fault, inject
 from rwlocal.server import LocalAws
 
 ROLE = "app"
@@ -229,3 +230,35 @@ def test_an_owned_inline_policy_removed_since_the_read_is_not_put_back_blindly(w
     assert result.status == "conflict", result
     assert writes == []
     assert OWNED not in state()["inline"]
+
+
+# ------------------------------------------------------------------ instance profiles that exist already
+def test_an_existing_empty_profile_of_the_roles_name_is_used(writes: list[str]) -> None:
+    role_at(SCOPE)
+    iam().create_instance_profile(InstanceProfileName=ROLE, Path=SCOPE)
+    result = execute(action("instance-profile", SCOPE))
+    assert result.status == "applied" and result.detail["profile_created"] is False
+    assert iam().get_instance_profile(InstanceProfileName=ROLE)["InstanceProfile"]["Roles"][0]["RoleName"] == ROLE
+
+
+def test_a_profile_already_holding_the_role_is_done(writes: list[str]) -> None:
+    role_at(SCOPE)
+    iam().create_instance_profile(InstanceProfileName=ROLE, Path=SCOPE)
+    iam().add_role_to_instance_profile(InstanceProfileName=ROLE, RoleName=ROLE)
+    with inject(Fault("iam", "AddRoleToInstanceProfile", "EntityAlreadyExists", "already in it", status=409)):
+        result = execute(action("instance-profile", SCOPE))
+    assert result.status == "applied", result
+
+
+def test_a_profile_of_that_name_holding_another_role_is_left_alone(writes: list[str]) -> None:
+    role_at(SCOPE)
+    w.create_role("other", path=SCOPE)
+    iam().create_instance_profile(InstanceProfileName=ROLE, Path=SCOPE)
+    iam().add_role_to_instance_profile(InstanceProfileName=ROLE, RoleName="other")
+    # IAM answers LimitExceeded (one role per profile); moto may accept a second role: the answer is injected
+    with inject(Fault("iam", "AddRoleToInstanceProfile", "LimitExceeded", "one role per profile", status=409)):
+        result = execute(action("instance-profile", SCOPE))
+    assert result.status == "failed" and not result.retryable
+    assert "already holds another role" in result.error
+    roles = iam().get_instance_profile(InstanceProfileName=ROLE)["InstanceProfile"]["Roles"]
+    assert [r["RoleName"] for r in roles] == ["other"]
