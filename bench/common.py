@@ -140,9 +140,9 @@ def reset_rolewarden() -> None:
     profiles.clear_profile_cache()
     config._cache.clear()
     try:
-        from rolewarden.aws import compliance
+        from rolewarden.aws import iam_snapshot
 
-        compliance.clear_caches()
+        iam_snapshot.clear_caches()
     except ImportError:  # the compliance capability is not there yet
         pass
 

@@ -63,9 +63,9 @@ def configure(aws: LocalAws, write_config: Callable[..., Path]) -> Callable[...,
             compliance={"circuit_breaker": {"max_remediations": max_remediations, "window_minutes": window_minutes}},
         )
 
-    from rolewarden.aws import compliance as aws_compliance
+    from rolewarden.aws import iam_snapshot
 
-    aws_compliance.clear_caches()
+    iam_snapshot.clear_caches()
     return make
 
 
@@ -348,9 +348,9 @@ def test_a_deprecated_per_run_limit_is_read_as_the_window_limit_and_said(
     aws: LocalAws, write_config: Callable[..., Path], table: str, clock: Clock, capsys: pytest.CaptureFixture[str]
 ) -> None:
     write_config(CONFIG, compliance={"max_remediations_per_run": 1})
-    from rolewarden.aws import compliance as aws_compliance
+    from rolewarden.aws import iam_snapshot
 
-    aws_compliance.clear_caches()
+    iam_snapshot.clear_caches()
     make_roles(["app-0", "app-1"])
     handler = Handler("role_compliance")
     handler(batch(["app-0"], tag="one"), FakeContext("t"))

@@ -97,9 +97,9 @@ def writes(params: list[tuple[str, dict[str, Any]]]) -> Counter[str]:
 def world(aws: LocalAws, write_config: Callable[..., Path]) -> Callable[[], list[str]]:
     def fresh() -> list[str]:
         aws.reset()
-        from rolewarden.aws import compliance as aws_compliance
+        from rolewarden.aws import iam_snapshot
 
-        aws_compliance.clear_caches()
+        iam_snapshot.clear_caches()
         write_config(CONFIG)
         return build_world()
 

@@ -36,9 +36,9 @@ def iam() -> Any:
 
 @pytest.fixture
 def app(aws: LocalAws) -> Any:
-    from rolewarden.aws import compliance as aws_compliance
+    from rolewarden.aws import iam_snapshot
 
-    aws_compliance.clear_caches()
+    iam_snapshot.clear_caches()
     return load_app("role_compliance")
 
 

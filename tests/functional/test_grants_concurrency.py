@@ -5,8 +5,8 @@ model are injected at the botocore level on RoleWarden's own clients, and only t
 
 * Concurrency: two invocations run in threads; a ``before-call`` hook pauses the first one just before
   its first IAM write until the second one has completed, then lets it go on (the interleaving of
-  issue 10). Lambda runs BucketGrantsFunction in two containers and the compliance function's
-  grant-policy-drift remedy writes the same policies, so this interleaving happens in production.
+  issue 10). Lambda runs BucketGrantsFunction in two containers, and the grant-policy-drift messages of
+  the compliance function make it rewrite the same policies, so this interleaving happens in production.
 * Eventual consistency: IAM is eventually consistent for seconds after a write, moto is not. After a
   RoleWarden write, GetAccountAuthorizationDetails (and GetPolicyVersion) answer with the response they
   gave before the write, for the next few calls (a ``before-call`` hook returning the stale response,
@@ -68,9 +68,9 @@ GUARD_SECONDS = 60
 def world_ready(aws: Any, write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     write_config(CONFIG)
     monkeypatch.setenv("ROLEWARDEN_TABLE", world.create_state_table())
-    from rolewarden.aws import compliance as aws_compliance
+    from rolewarden.aws import iam_snapshot
 
-    aws_compliance.clear_caches()
+    iam_snapshot.clear_caches()
     world.create_role(ROLE)
     yield
 
@@ -272,11 +272,42 @@ def _drifted_world(queue: Queue) -> None:
     tag("new-data")
 
 
+@pytest.fixture
+def drift_to_grants(aws: Any, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The grants queue that role compliance sends grant-policy drift to, and the grants function's route for
+    those messages (to the role's target). Stand-in for the receiver route the grants capability adds to
+    triggers.py: registered here only when triggers.py has no route for them yet."""
+    from rolewarden import triggers
+    from rolewarden.model.targets import Target
+
+    url = str(boto3.client("sqs").create_queue(QueueName="rolewarden-bucket-grants-test")["QueueUrl"])
+    monkeypatch.setenv("ROLEWARDEN_GRANTS_QUEUE_URL", url)
+    routes = triggers.ROUTES["bucket_grants"]
+    if not any(r.source == "rolewarden.compliance" for r in routes):
+        receiver = triggers.Route(
+            "rolewarden.compliance", "Grant Policy Drift", lambda env: [Target("role", str(env.detail["roleName"]))]
+        )
+        monkeypatch.setitem(triggers.ROUTES, "bucket_grants", [*routes, receiver])
+    return url
+
+
+def drift_message(queue: Queue, url: str, event_id: str) -> dict[str, Any]:
+    """Role compliance handles the policy event: it writes nothing and sends one message to the grants queue."""
+    queue.invoke("role_compliance", policy_event(event_id))
+    (message,) = boto3.client("sqs").receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
+    body: dict[str, Any] = json.loads(message["Body"])
+    assert body["detail"]["roleName"] == ROLE and body["detail"]["policyArn"] == GRANT_ARN
+    return body
+
+
 @pytest.mark.parametrize("first", ["bucket-event", "drift-remedy"])
-def test_bucket_event_and_grant_policy_drift_remedy_both_hold(world_ready: None, first: str) -> None:
+def test_bucket_event_and_grant_policy_drift_remedy_both_hold(
+    world_ready: None, drift_to_grants: str, first: str
+) -> None:
+    """The drift remedy is the grants function handling compliance's drift message for the role."""
     queue = Queue()
     _drifted_world(queue)
-    remedy = ("role_compliance", policy_event("e-remedy"))
+    remedy = ("bucket_grants", drift_message(queue, drift_to_grants, "e-remedy"))
     bucket = ("bucket_grants", bucket_event("new-data", "e-bucket"))
     order = (bucket, remedy) if first == "bucket-event" else (remedy, bucket)
     paused = interleave(queue, *order)

@@ -41,9 +41,9 @@ def cli(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> Callable[..., tuple[int, str]]:
-    from rolewarden.aws import compliance as aws_compliance
+    from rolewarden.aws import iam_snapshot
 
-    aws_compliance.clear_caches()
+    iam_snapshot.clear_caches()
     write_config(CONFIG)
     monkeypatch.setattr(sys, "stdin", io.StringIO(""))
     capsys.readouterr()

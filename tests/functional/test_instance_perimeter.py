@@ -34,9 +34,9 @@ def iam() -> Any:
 
 @pytest.fixture
 def app(aws: LocalAws, write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch) -> Any:
-    from rolewarden.aws import compliance as aws_compliance
+    from rolewarden.aws import iam_snapshot
 
-    aws_compliance.clear_caches()
+    iam_snapshot.clear_caches()
     monkeypatch.setenv("ROLEWARDEN_TABLE", w.create_state_table())
     return load_app("role_compliance")
 
@@ -114,7 +114,7 @@ def test_a_role_without_endpoint_services_gets_only_a_report(app: Any, write_con
 
 
 def test_the_perimeter_is_recorded_and_rolled_back(app: Any, write_config: Callable[..., Path]) -> None:
-    from rolewarden.capabilities import compliance
+    from rolewarden.operator import compliance
 
     configure(write_config)
     w.create_role(ROLE)

@@ -4,6 +4,8 @@ server over HTTP, fed with the real-shaped CloudTrail events of events/."""
 from __future__ import annotations
 
 import json
+import re
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -37,9 +39,9 @@ def iam() -> Any:
 
 @pytest.fixture
 def app(aws: LocalAws) -> Any:
-    from rolewarden.aws import compliance as aws_compliance
+    from rolewarden.aws import iam_snapshot
 
-    aws_compliance.clear_caches()
+    iam_snapshot.clear_caches()
     return load_app("role_compliance")
 
 
@@ -127,7 +129,7 @@ def test_attach_admin_event_detaches_aws_managed_admin_and_records_the_prior_sta
 
     assert state(ROLE)["attached"] == []
     assert {"no-admin-access", "no-privilege-escalation", "managed-policy-allowlist", "remediated"} <= rules_found(app)
-    from rolewarden.capabilities import compliance
+    from rolewarden.operator import compliance
 
     (record,) = compliance.history(f"role/{ROLE}")
     assert record["kind"] == "remediation"
@@ -265,24 +267,113 @@ def _default_document(arn: str) -> dict[str, Any]:
     return dict(iam().get_policy_version(PolicyArn=arn, VersionId=version)["PolicyVersion"]["Document"])
 
 
-def test_grant_policy_drift_is_restored_by_the_grants_code(
-    app: Any, aws: LocalAws, configure: Callable[..., Path]
+@pytest.fixture
+def grants_queue(aws: LocalAws, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The grants queue (a real SQS queue on the moto server), named by ROLEWARDEN_GRANTS_QUEUE_URL."""
+    url = str(boto3.client("sqs").create_queue(QueueName="rolewarden-bucket-grants-test")["QueueUrl"])
+    monkeypatch.setenv("ROLEWARDEN_GRANTS_QUEUE_URL", url)
+    return url
+
+
+def _messages(url: str) -> list[dict[str, Any]]:
+    sqs = boto3.client("sqs")
+    found: list[dict[str, Any]] = []
+    while True:
+        page = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages", [])
+        if not page:
+            return found
+        found.extend(json.loads(m["Body"]) for m in page)
+
+
+IAM_READS = ("Get", "List")
+
+
+def test_grant_policy_drift_becomes_one_message_on_the_grants_queue_and_no_iam_write(
+    app: Any, aws: LocalAws, configure: Callable[..., Path], grants_queue: str, iam_calls: Counter[str]
 ) -> None:
+    """Compliance runs no grants code: the drifted role is handed to the grants capability as one
+    EventBridge-shaped message on the grants queue, and compliance writes nothing to IAM."""
     configure()
-    good_version = _grant_world(aws)
-    good = iam().get_policy_version(PolicyArn=GRANT_ARN, VersionId=good_version)["PolicyVersion"]["Document"]
+    _grant_world(aws)
     _tamper(GRANT_ARN)
-    assert _default_document(GRANT_ARN) == ADMIN_DOC
+    iam_calls.clear()
 
     result = invoke(app, event("CreatePolicyVersion"))
 
     assert result["failed"] == 0
-    assert _default_document(GRANT_ARN) == good
-    assert state(ROLE)["attached"] == [GRANT_ARN]  # RoleWarden's own policy is restored, not detached
+    assert [c for c in iam_calls if not c.startswith(IAM_READS)] == []
+    assert _default_document(GRANT_ARN) == ADMIN_DOC  # not restored here: the grants capability does it
+    assert state(ROLE)["attached"] == [GRANT_ARN]  # RoleWarden's own policy is not detached either
+    (message,) = _messages(grants_queue)
+    assert set(message) == {
+        "version",
+        "id",
+        "source",
+        "detail-type",
+        "account",
+        "region",
+        "time",
+        "resources",
+        "detail",
+    }
+    assert message["version"] == "0"
+    assert message["source"] == "rolewarden.compliance"
+    assert message["detail-type"] == "Grant Policy Drift"
+    assert message["account"] == ACCOUNT_ID
+    assert message["region"] == boto3.client("sqs").meta.region_name
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", message["time"])
+    assert str(uuid.UUID(message["id"])) == message["id"]
+    assert message["resources"] == []
+    assert message["detail"]["roleName"] == ROLE
+    assert message["detail"]["policyArn"] == GRANT_ARN
+    assert sample("cloudtrail-iam-createpolicyversion.json")["id"] in message["detail"]["reason"]
+    (drift,) = [f for f in findings(app) if f["rule"] == "grant-policy-drift"]
+    assert drift["resource"] == f"role/{ROLE}" and drift["details"]["mode"] == "enforce"
+
+
+def test_grant_policy_drift_sends_nothing_in_a_dry_run(
+    app: Any, aws: LocalAws, configure: Callable[..., Path], grants_queue: str
+) -> None:
+    configure()
+    _grant_world(aws)
+    _tamper(GRANT_ARN)
+    configure(dry_run=True)
+    invoke(app, event("CreatePolicyVersion"))
+    assert _messages(grants_queue) == []
+    (drift,) = [f for f in findings(app) if f["rule"] == "grant-policy-drift"]
+    assert "dry run" in drift["message"]
+
+
+def test_grant_policy_drift_without_a_grants_queue_is_reported_not_handed_on(
+    app: Any, aws: LocalAws, configure: Callable[..., Path], iam_calls: Counter[str]
+) -> None:
+    configure()
+    _grant_world(aws)
+    _tamper(GRANT_ARN)
+    iam_calls.clear()
+    assert invoke(app, event("CreatePolicyVersion"))["failed"] == 0
+    assert [c for c in iam_calls if not c.startswith(IAM_READS)] == []
+    (drift,) = [f for f in findings(app) if f["rule"] == "grant-policy-drift"]
+    assert "not handed on: ROLEWARDEN_GRANTS_QUEUE_URL is not set" in drift["message"]
+
+
+def test_grant_policy_drift_that_cannot_be_sent_fails_the_record(
+    app: Any, aws: LocalAws, configure: Callable[..., Path], grants_queue: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The grants queue does not exist (a deployment error): the record fails with the reason, for the DLQ."""
+    configure()
+    _grant_world(aws)
+    _tamper(GRANT_ARN)
+    monkeypatch.setenv("ROLEWARDEN_GRANTS_QUEUE_URL", grants_queue.replace("rolewarden-bucket-grants-test", "gone"))
+    with pytest.raises(RuntimeError, match="1 event failed: sqs:SendMessage grant drift of role web-server failed"):
+        invoke(app, event("CreatePolicyVersion"))
+    (drift,) = [f for f in findings(app) if f["rule"] == "grant-policy-drift"]
+    assert "not handed on: sqs:SendMessage grant drift of role web-server failed" in drift["message"]
+    assert _messages(grants_queue) == []
 
 
 def test_grant_policy_drift_in_report_mode_only_reports(
-    app: Any, aws: LocalAws, configure: Callable[..., Path]
+    app: Any, aws: LocalAws, configure: Callable[..., Path], grants_queue: str
 ) -> None:
     configure(rules={"grant-policy-drift": "report"})
     _grant_world(aws)
@@ -291,6 +382,7 @@ def test_grant_policy_drift_in_report_mode_only_reports(
     assert _default_document(GRANT_ARN) == ADMIN_DOC
     drift = [f for f in findings(app) if f["rule"] == "grant-policy-drift"]
     assert drift and drift[0]["details"]["mode"] == "report"
+    assert _messages(grants_queue) == []
 
 
 # ------------------------------------------------------------------ scope and safety
@@ -345,7 +437,7 @@ def test_dry_run_changes_nothing_records_nothing_and_says_what_it_would_do(
     enforced = [f for f in findings(app) if f["details"]["mode"] == "enforce"]
     assert enforced and all("dry run" in f["message"] and f["details"]["dry_run"] for f in enforced)
     assert "remediated" not in rules_found(app)
-    from rolewarden.capabilities import compliance
+    from rolewarden.operator import compliance
 
     assert compliance.history(f"role/{ROLE}") == []
 
@@ -569,8 +661,8 @@ def test_an_inline_policy_changed_between_read_and_write_is_not_overwritten(
 def test_history_and_rollback_restore_a_remediated_role_exactly(
     app: Any, configure: Callable[..., Path], table: str
 ) -> None:
-    from rolewarden.capabilities import compliance
     from rolewarden.config import load_config
+    from rolewarden.operator import compliance
 
     boundary = local_policy("rolewarden-boundary", ADMIN_DOC)
     old_boundary = local_policy("old-boundary", ADMIN_DOC)
@@ -620,7 +712,7 @@ def test_history_and_rollback_restore_a_remediated_role_exactly(
 
 
 def test_rollback_dry_run_lists_steps_and_changes_nothing(app: Any, configure: Callable[..., Path], table: str) -> None:
-    from rolewarden.capabilities import compliance
+    from rolewarden.operator import compliance
 
     configure()
     w.create_role(ROLE, trust=LOOSE_TRUST)
@@ -634,8 +726,8 @@ def test_rollback_dry_run_lists_steps_and_changes_nothing(app: Any, configure: C
 def test_rollback_refuses_a_role_outside_the_managed_path(
     app: Any, configure: Callable[..., Path], table: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from rolewarden.capabilities import compliance
     from rolewarden.errors import PermanentError
+    from rolewarden.operator import compliance
 
     configure()
     w.create_role(ROLE, trust=LOOSE_TRUST)
@@ -670,11 +762,10 @@ def test_two_concurrent_containers_remediate_a_role_once(
     reads the fixed role and writes nothing. Without the lease both write."""
     import threading
 
-    from rolewarden.aws import clients
-    from rolewarden.aws import compliance as aws_compliance
+    from rolewarden.aws import clients, iam_snapshot
 
     configure()
-    aws_compliance.clear_caches()
+    iam_snapshot.clear_caches()
     w.create_role(ROLE, trust=LOOSE_TRUST)
     first, second = load_app("role_compliance"), load_app("role_compliance")
     writes = _count_trust_writes()
@@ -727,11 +818,11 @@ def test_a_read_made_before_another_containers_remediation_does_not_write_again(
     """The second container read the role before the first remediated it (or IAM's read lags that
     write): once it holds the lease, its read shows exactly the state that was just remediated, so it
     is retried rather than remediating a second time. Without the guard it writes twice."""
-    from rolewarden.aws import compliance as aws_compliance
-    from rolewarden.capabilities import compliance as capability
+    from rolewarden.aws import iam_snapshot
+    from rolewarden.capabilities.compliance import reconcile as capability
 
     configure()
-    aws_compliance.clear_caches()
+    iam_snapshot.clear_caches()
     w.create_role(ROLE, trust=LOOSE_TRUST)
     late, early = load_app("role_compliance"), load_app("role_compliance")
     writes = _count_trust_writes()

@@ -786,9 +786,20 @@ def test_the_function_may_write_nothing_no_rule_declares_and_only_under_the_mana
             for resource in resources:
                 text = json.dumps(resource)
                 assert "${ManagedPath}" in text, (action, resource)
-    # AttachRolePolicy: only the grants code (grant-policy-drift) re-attaches, and only grant policies.
-    (attach,) = granted["iam:AttachRolePolicy"]
-    assert "rolewarden-grants-*" in json.dumps(attach["Condition"]["ArnLike"]["iam:PolicyARN"])
+    # grant-policy-drift goes to the grants queue: the compliance function may write no grant policy and
+    # attach nothing (only the grants function does).
+    grant_writes = {
+        "iam:CreatePolicy",
+        "iam:DeletePolicy",
+        "iam:CreatePolicyVersion",
+        "iam:DeletePolicyVersion",
+        "iam:SetDefaultPolicyVersion",
+        "iam:AttachRolePolicy",
+    }
+    assert grant_writes & set(granted) == set()
+    assert "rolewarden-grants-" not in json.dumps(_statements(load_template(), "RoleComplianceFunction"))
+    (send,) = [s for s in granted["sqs:SendMessage"] if s.get("Sid") == "GrantDriftToTheGrantsQueue"]
+    assert send["Resource"] == {"Fn::GetAtt": ["BucketGrantsQueue", "Arn"]}
 
 
 def test_the_forwarder_forwards_exactly_the_events_the_stack_listens_to() -> None:

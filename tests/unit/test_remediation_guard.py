@@ -4,7 +4,7 @@ nor which rules asked for it (their order is not part of the change)."""
 
 from __future__ import annotations
 
-from rolewarden.aws.compliance import action_fingerprint
+from rolewarden.aws.compliance.leases import action_fingerprint
 from rolewarden.model.compliance import DetachManagedPolicy, ReplaceTrustPolicy, RewriteInlinePolicy
 
 BASE = {"role_name": "app", "role_path": "/rolewarden/", "scope": "/rolewarden/"}

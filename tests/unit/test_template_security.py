@@ -135,6 +135,43 @@ def test_attach_is_limited_to_rolewardens_own_grant_policies() -> None:
             assert _text(arn_like).endswith("policy${ManagedPath}rolewarden-grants-*")
 
 
+#: What changes a grant policy or attaches one: the grants function's alone.
+GRANT_POLICY_WRITES = {
+    "iam:CreatePolicy",
+    "iam:DeletePolicy",
+    "iam:CreatePolicyVersion",
+    "iam:DeletePolicyVersion",
+    "iam:SetDefaultPolicyVersion",
+    "iam:AttachRolePolicy",
+    "iam:TagPolicy",
+    "iam:UntagPolicy",
+}
+
+
+def test_only_the_grants_function_may_write_grant_policies() -> None:
+    """Compliance hands grant-policy drift to the grants queue (one message per role) and may write no
+    grant policy itself: no grant-policy write, nothing on a ``rolewarden-grants-*`` ARN, no S3 read of
+    bucket tags; it may send to the grants queue and to no other queue of the grants capability."""
+    writers = {f for f, s in ALL if GRANT_POLICY_WRITES & set(_as_list(s["Action"]))}
+    assert writers == {"BucketGrantsFunction"}
+    compliance = list(statements("RoleComplianceFunction"))
+    assert "rolewarden-grants-" not in repr(compliance)
+    assert not [a for s in compliance for a in _as_list(s["Action"]) if a.startswith("s3:")]
+    grants_queues = {"BucketGrantsQueue", "BucketGrantsSweepQueue", "BucketGrantsDLQ"}
+    sends = [
+        s for s in compliance if grants_queues & {_text(r).strip("<>").split(".")[0] for r in _as_list(s["Resource"])}
+    ]
+    assert [(s["Sid"], s["Action"], s["Resource"]) for s in sends] == [
+        ("GrantDriftToTheGrantsQueue", "sqs:SendMessage", {"Fn::GetAtt": ["BucketGrantsQueue", "Arn"]})
+    ]
+    for function in ("RoleComplianceFunction", "RoleComplianceSweepFunction"):
+        variables = RESOURCES[function]["Properties"]["Environment"]["Variables"]
+        assert variables["ROLEWARDEN_GRANTS_QUEUE_URL"] == {"Ref": "BucketGrantsQueue"}
+    queue = RESOURCES["BucketGrantsQueue"]["Properties"]
+    # SSE-SQS: a customer key would need kms:GenerateDataKey for the sender in its key policy
+    assert queue.get("SqsManagedSseEnabled") is True and "KmsMasterKeyId" not in queue
+
+
 def test_rolewarden_cannot_change_its_own_roles() -> None:
     """Its execution roles are SAM-generated at path "/", and ManagedPath can never be "/": no IAM
     write statement can reach them."""
@@ -224,6 +261,9 @@ def test_queue_permissions_are_only_on_the_capabilitys_own_queues(function: str)
         queues = {r["Fn::GetAtt"][0] for r in _as_list(statement["Resource"])}
         if "sqs:ChangeMessageVisibility" in actions:
             assert queues == own, statement["Sid"]
+        elif actions == ["sqs:SendMessage"] and statement["Sid"] == "GrantDriftToTheGrantsQueue":
+            # grant-policy-drift: compliance hands a drifted role to the grants capability's event queue
+            assert function == "RoleComplianceFunction" and queues == {"BucketGrantsQueue"}, statement["Sid"]
         elif actions == ["sqs:SendMessage"]:
             assert queues == {dlq}, statement["Sid"]
         else:

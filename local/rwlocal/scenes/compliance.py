@@ -142,7 +142,7 @@ def scene(demo: Any) -> None:
         [[key, before[key], after[key]] for key in before],
     )
 
-    from rolewarden.capabilities import compliance
+    from rolewarden.operator import compliance
 
     table = demo.stack.physical("StateTable")
     records = compliance.history(f"role/{ROLE}", table=table)

@@ -48,7 +48,7 @@ ExecutorFunction = Callable[["Executor", Any], dict[str, Any] | None]
 EXECUTOR_MODULES: dict[str, str] = {
     "instance_profiles": "rolewarden.aws.profiles",
     "bucket_grants": "rolewarden.aws.grants",
-    "role_compliance": "rolewarden.aws.compliance",
+    "role_compliance": "rolewarden.aws.compliance.executors",
 }
 
 

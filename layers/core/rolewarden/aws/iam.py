@@ -1,11 +1,11 @@
 """IAM reads used by the instance-profile capability: the profile, and the role inside it with the
-policies the tag guard judges (the grant and compliance capabilities add theirs)."""
+policies the tag guard judges (through the one IAM reader, ``rolewarden.aws.iam_snapshot``)."""
 
 from __future__ import annotations
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from rolewarden.aws import compliance as iam_roles
+from rolewarden.aws import iam_snapshot
 from rolewarden.aws.clients import client
 from rolewarden.aws.errors import classify, code_of
 from rolewarden.model.compliance import is_grant_policy
@@ -41,18 +41,18 @@ def read_profile_role(
     Reads, per role: GetRole only when the boundary rule is in force (GetInstanceProfile's role
     carries no boundary), ListAttachedRolePolicies, ListRolePolicies, GetRolePolicy per inline
     policy, and GetPolicy (+ GetPolicyVersion, cached forever per immutable version) per attached
-    policy other than RoleWarden's own grant policies, which the guard rules do not judge. Uses the
-    compliance capability's readers, so both judge the same view of a role. None: the role vanished."""
+    policy other than RoleWarden's own grant policies, which the guard rules do not judge. The same
+    reader as the compliance capability's, so both judge the same view of a role. None: the role vanished."""
     name = profile.role_names[0]
     if need_boundary:
-        role = iam_roles.get_role(name)
+        role = iam_snapshot.get_role(name)
         if role is None:
             return None
     else:
         arn = profile.role_arns[0] if profile.role_arns else ""
         role = Role(name=name, arn=arn, path=profile.role_paths[0], trust={})
-    full = iam_roles.complete_role(role)
+    full = iam_snapshot.complete_role(role)
     if full is None:
         return None
     wanted = [p.arn for p in full.attached if not is_grant_policy(p.arn, managed_path)]
-    return full, iam_roles.read_policies(wanted)
+    return full, iam_snapshot.read_policies(wanted)

@@ -22,7 +22,7 @@ def role_name(resource: str) -> str:
 
 
 def cmd_history(args: argparse.Namespace, out: Out, errors: CallErrors) -> int:
-    from rolewarden.capabilities import compliance
+    from rolewarden.operator import compliance
 
     name = role_name(args.resource)
     records = compliance.history(f"role/{name}", table=required_state_table(args))
@@ -47,7 +47,7 @@ def cmd_history(args: argparse.Namespace, out: Out, errors: CallErrors) -> int:
 
 
 def cmd_rollback(args: argparse.Namespace, out: Out, errors: CallErrors) -> int:
-    from rolewarden.capabilities import compliance
+    from rolewarden.operator import compliance
 
     name = role_name(args.resource)
     table = required_state_table(args)

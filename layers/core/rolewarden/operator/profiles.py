@@ -104,11 +104,11 @@ def _profile_role(config: Config, attached_arn: str | None, desired: str | None)
 
 def _perimeter(config: Config, role_name: str) -> str:
     """Whether the role carries the instance-credential perimeter (compliance rule instance-credential-perimeter)."""
-    from rolewarden.aws import compliance as aws_compliance
     from rolewarden.decide.compliance.perimeter import PERIMETER_POLICY, RULE_ID, desired_perimeter, has_perimeter
     from rolewarden.decide.compliance.rule import RuleContext
+    from rolewarden.operator.compliance import read_role
 
-    role, policies = aws_compliance.read_role(role_name)
+    role, policies = read_role(role_name)
     if role is None:
         return f"role {role_name}: not found"
     ctx = RuleContext(config, policies)
@@ -130,7 +130,7 @@ def _perimeter(config: Config, role_name: str) -> str:
 
 def explain_role(config: Config, role_name: str) -> dict[str, Any]:
     """Scope, each compliance rule's mode and result, the grants naming the role and what would be done."""
-    from rolewarden.capabilities import compliance
+    from rolewarden.operator import compliance
 
     return compliance.explain(config, role_name)
 

@@ -12,20 +12,9 @@ from rolewarden.model.iam import Role
 class GrantPolicyDrift(Rule):
     id = "grant-policy-drift"
     checks = "RoleWarden's own grant policies have the default version that the bucket tags call for."
-    remedy = "Restore it (delegated to the bucket_grants capability)."
-    #: What the grants code needs to restore a role's grant policies (it may re-split them into parts).
-    permissions = (
-        "iam:GetAccountAuthorizationDetails",
-        "iam:CreatePolicy",
-        "iam:DeletePolicy",
-        "iam:CreatePolicyVersion",
-        "iam:SetDefaultPolicyVersion",
-        "iam:DeletePolicyVersion",
-        "iam:AttachRolePolicy",
-        "iam:DetachRolePolicy",
-        "s3:GetBucketTagging",
-        "s3:GetEncryptionConfiguration",
-    )
+    remedy = "Restore it: handed to the bucket_grants capability, one message per role on its queue."
+    #: Compliance writes no grant policy: it sends the role to the grants queue (ROLEWARDEN_GRANTS_QUEUE_URL).
+    permissions = ("sqs:SendMessage",)
 
     def evaluate(self, role: Role, ctx: RuleContext) -> list[Violation]:
         """Every grant policy of an evaluated role is handed to the grants code, which alone knows what
