@@ -421,7 +421,7 @@ def lease_remediation(
     table: str, role: str, owner: str, now: float, seconds: float
 ) -> tuple[bool, frozenset[str], float]:
     """Take the role's remediation lease: (taken, fingerprints of the actions last applied, when)."""
-    from rolewarden.aws.grants import _take
+    from rolewarden.aws.leases import take as _take
 
     old = _take(table, _remediation_key(role), owner, now, seconds, old=True)
     if old is None:
@@ -433,7 +433,7 @@ def lease_remediation(
 
 def release_remediation(table: str, role: str, owner: str, applied: Iterable[str] | None, now: float) -> None:
     """Give the lease back; with ``applied``, record the fingerprints of the actions just applied."""
-    from rolewarden.aws.grants import _give_back
+    from rolewarden.aws.leases import give_back as _give_back
 
     sets: dict[str, Any] = {}
     if applied is not None:

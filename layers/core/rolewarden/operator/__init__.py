@@ -1,0 +1,1 @@
+"""Operator features used by the CLI: explain, history, rollback, validate."""
