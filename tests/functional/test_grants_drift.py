@@ -35,7 +35,7 @@ def _event(name: str) -> dict[str, Any]:
 
 
 def _default(arn: str) -> tuple[str, dict[str, Any]]:
-    iam = boto3.client("iam")
+    iam: Any = boto3.client("iam")
     version = iam.get_policy(PolicyArn=arn)["Policy"]["DefaultVersionId"]
     document = iam.get_policy_version(PolicyArn=arn, VersionId=version)["PolicyVersion"]["Document"]
     return version, dict(document)
