@@ -323,3 +323,75 @@ def test_delete_conflicts_when_the_policy_gained_an_attachment(roles: None, monk
 def test_delete_of_a_policy_already_gone_is_gone(roles: None) -> None:
     result = run(_delete(arn(OURS)))
     assert result.status == "gone" and "already deleted" in result.error
+
+
+# -- what each executor does when the world is as read, or moved in a harmless way ----------------------------
+def test_attach_and_detach_write_what_they_say(roles: None) -> None:
+    world.create_role("batch-worker")
+    ours = make_policy(OURS, attach=("batch-worker",))
+    common: dict[str, Any] = {"role": "web-server", "policy_name": OURS, "policy_arn": ours, "path": PATH}
+    attached_now = run(AttachGrantPolicy(**common, role_path=PATH))
+    assert attached_now.status == "applied" and attached_now.detail == {"policy": ours, "role": "web-server"}
+    detached = run(DetachGrantPolicy(**common, from_role="batch-worker", from_role_path=PATH))
+    assert detached.status == "applied" and detached.detail["detached_from"] == "batch-worker"
+    assert state(ours)["roles"] == ["web-server"]
+    again = run(DetachGrantPolicy(**common, from_role="batch-worker", from_role_path=PATH))
+    assert again.status == "applied"  # not attached any more: the goal is reached
+
+
+def test_attach_to_a_role_deleted_meanwhile_is_gone(roles: None) -> None:
+    ours = make_policy(OURS)
+    action = AttachGrantPolicy(role="ghost", policy_name=OURS, policy_arn=ours, path=PATH, role_path=PATH)
+    result = run(action)
+    assert result.status == "gone" and "role ghost no longer exists" in result.error
+
+
+def test_create_conflicts_when_the_policy_was_created_meanwhile(roles: None) -> None:
+    ours = make_policy(OURS)
+    before = state(ours)
+    action = _actions(OURS, ours)[0]
+    result = run(action)
+    assert (result.status, result.retryable) == ("conflict", True)
+    assert "was created meanwhile" in result.error
+    assert state(ours) == before and attached("web-server") == []
+
+
+def test_delete_goes_on_past_a_version_deleted_meanwhile(roles: None) -> None:
+    ours = make_policy(OURS, versions=2, attach=("web-server",))
+    result = run(_delete(ours, ("v1", "v9")))
+    assert result.status == "applied" and state(ours) == {}
+
+
+@pytest.mark.parametrize(
+    ("operation", "action"),
+    [
+        pytest.param("DeletePolicyVersion", "rotate", id="rotate-prune"),
+        pytest.param("CreatePolicyVersion", "rotate", id="rotate-create"),
+        pytest.param("DetachRolePolicy", "detach", id="detach"),
+        pytest.param("DeletePolicy", "delete", id="delete"),
+        pytest.param("DeletePolicyVersion", "delete", id="delete-version"),
+    ],
+)
+def test_other_iam_errors_fail_the_action_typed(roles: None, operation: str, action: str) -> None:
+    ours = make_policy(OURS, versions=2, attach=("web-server",))
+    before = state(ours)
+    planned: Action = {
+        "rotate": _rotate(ours, "v1"),
+        "detach": DetachGrantPolicy("web-server", OURS, ours, PATH, from_role="web-server", from_role_path=PATH),
+        "delete": _delete(ours, ("v1",)),
+    }[action]
+
+    def throttled(**_: Any) -> None:
+        error: Any = {"Error": {"Code": "Throttling", "Message": "Rate exceeded"}, "ResponseMetadata": {}}
+        raise ClientError(error, operation)
+
+    client = clients.client("iam")
+    client.meta.events.register(f"before-call.iam.{operation}", throttled)
+    try:
+        result = run(planned)
+    finally:
+        client.meta.events.unregister(f"before-call.iam.{operation}", throttled)
+    assert (result.status, result.retryable) == ("failed", True) and "Throttling" in result.error
+    if (operation, action) in {("DeletePolicyVersion", "rotate"), ("DetachRolePolicy", "detach")}:
+        # failed at its first write: nothing changed
+        assert state(ours) == before
