@@ -40,11 +40,13 @@ def config(aws: Any, write_config: Callable[..., Path], monkeypatch: pytest.Monk
 
 
 def bucket(name: str, tags: dict[str, str], key: str | None = None) -> None:
+    """A tagged bucket; ``key``: its default KMS key, or "AES256" for SSE-S3."""
     s3: Any = boto3.client("s3")
     s3.create_bucket(Bucket=name)
     s3.put_bucket_tagging(Bucket=name, Tagging={"TagSet": [{"Key": k, "Value": v} for k, v in tags.items()]})
     if key:
-        rule = {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key}}
+        by_default = {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key} if key != "AES256" else {"SSEAlgorithm": key}
+        rule = {"ApplyServerSideEncryptionByDefault": by_default}
         s3.put_bucket_encryption(Bucket=name, ServerSideEncryptionConfiguration={"Rules": [rule]})
 
 
@@ -118,3 +120,30 @@ def test_explain_role_names_refusals_and_unreadable_buckets(config: Config) -> N
     assert report["unreadable buckets"][0].startswith("slow-data: cannot read bucket slow-data")
     assert mine["granted by bucket tags"] == [{"bucket": "shared-data", "levels": ["read"]}]
     assert mine["generated policies today"] == "(none)"
+
+
+def test_explain_of_keys_it_cannot_use_and_of_a_role_with_policies_today(config: Config) -> None:
+    from rolewarden.aws.executor import Executor
+    from rolewarden.capabilities.base import Run
+    from rolewarden.capabilities.grants import CAPABILITY
+    from rolewarden.model.targets import Target
+    from rolewarden.telemetry import Sink
+
+    bucket("aliased-data", {"rolewarden:read": "web-server"}, "alias/team-key")
+    aliased = explain(config, "aliased-data")
+    assert "names KMS key 'alias/team-key' by id or alias" in aliased["encryption"]
+    assert [f.split(":")[0] for f in aliased["findings"]] == ["kms-key-unresolved"]
+    bucket("plain-data", {"rolewarden:read": "web-server"}, "AES256")
+    assert explain(config, "plain-data")["encryption"].startswith("no customer key (SSE-S3 or aws/s3)")
+
+    sink = Sink()
+    run = Run(config=config, sink=sink, executor=Executor(sink=sink, trigger="test"), trigger="test")
+    CAPABILITY.reconcile(run, [Target("bucket", "plain-data")])
+    world.create_role("elsewhere", path="/other/")
+    policy = "arn:aws:iam::123456789012:policy/rolewarden/rolewarden-grants-web-server"
+    boto3.client("iam").attach_role_policy(RoleName="elsewhere", PolicyArn=policy)
+    report = explain_role(config, "web-server")
+    (today,) = report["generated policies today"]
+    assert today["policy"] == policy and today["default version"] == "v1"
+    assert today["attached to"] == ["elsewhere", "web-server"] and today["buckets named"] == ["plain-data"]
+    assert [f.split(":")[0] for f in report["findings"]] == ["grant-policy-attached-outside"]
