@@ -19,7 +19,7 @@ from bench import counting
 from bench.common import ROOT, Context, Result
 
 NAME = "bucket_change"
-REQUIRES = "layers/core/rolewarden/capabilities/grants.py"
+REQUIRES = "layers/core/rolewarden/capabilities/grants/reconcile.py"
 CONSUMER = "BucketGrantsFunction"
 CONFIG = "version: 1\nmanaged_path: /rolewarden/\n"
 

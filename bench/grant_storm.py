@@ -22,7 +22,7 @@ from bench.common import Context, Result
 from bench.limited import Snapshot, harness_env, hostile_proxy, wait_until
 
 NAME = "grant_storm"
-REQUIRES = "layers/core/rolewarden/capabilities/grants.py"
+REQUIRES = "layers/core/rolewarden/capabilities/grants/reconcile.py"
 CONSUMER = "BucketGrantsFunction"
 CONFIG = "version: 1\nmanaged_path: /rolewarden/\n"
 

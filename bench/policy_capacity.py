@@ -15,7 +15,7 @@ from __future__ import annotations
 from bench.common import Context, Result
 
 NAME = "policy_capacity"
-REQUIRES = "layers/core/rolewarden/decide/grants.py"
+REQUIRES = "layers/core/rolewarden/decide/grants/decide.py"
 BUCKET_NAME_LENGTH = 30
 ROLE = "data-pipeline"
 
@@ -32,15 +32,18 @@ def bucket_name(index: int, length: int) -> str:
 
 def _decide(count: int, length: int, max_policies: int | None) -> tuple[str, int]:
     from rolewarden.config import parse_config
-    from rolewarden.decide.grants import BucketView, IamView, RoleInfo, decide_role, grants_for, tag_grants
+    from rolewarden.decide.grants.decide import decide_role
+    from rolewarden.decide.grants.tags import grants_for, tag_grants
+    from rolewarden.model.grants import BucketView
+    from rolewarden.model.iam import IamSnapshot, Role
 
     text = "version: 1\nmanaged_path: /rolewarden/\n"
     if max_policies is not None:
         text += f"bucket_grants:\n  max_policies_per_role: {max_policies}\n"
     config = parse_config(text, "<bench>")
     prefix = config.bucket_grants.tag_prefix
-    role = RoleInfo(ROLE, "/rolewarden/", f"arn:aws:iam::123456789012:role/rolewarden/{ROLE}")
-    iam = IamView(roles={ROLE: role}, policies={}, account="123456789012")
+    role = Role(ROLE, f"arn:aws:iam::123456789012:role/rolewarden/{ROLE}", "/rolewarden/")
+    iam = IamSnapshot(roles={ROLE: role}, policies={}, account="123456789012")
     buckets = [
         tag_grants(
             config, BucketView(bucket_name(i, length), tags={f"{prefix}read": ROLE, f"{prefix}write": ROLE}), iam.roles

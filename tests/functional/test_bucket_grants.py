@@ -19,7 +19,7 @@ import pytest
 
 from rolewarden import telemetry
 from rolewarden.aws import clients
-from rolewarden.decide.grants import MAX_POLICY_CHARS, policy_size
+from rolewarden.decide.grants.render import MAX_POLICY_CHARS, policy_size
 from rwlocal import world
 from rwlocal.pipeline import FakeContext
 

@@ -12,34 +12,22 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rolewarden.config import parse_config
-from rolewarden.decide.grants import (
-    MAX_POLICY_CHARS,
+from rolewarden.decide.grants.catalog import level_table, resource_type
+from rolewarden.decide.grants.decide import decide_role
+from rolewarden.decide.grants.naming import parts_by_role, policy_description, policy_name, policy_owner
+from rolewarden.decide.grants.render import MAX_POLICY_CHARS, pack, policy_size, read_back, render, trusted_grants
+from rolewarden.decide.grants.tags import tag_grants
+from rolewarden.errors import ConfigError
+from rolewarden.model.grants import (
     AttachGrantPolicy,
     BucketGrant,
     BucketView,
     CreateGrantPolicy,
     DeleteGrantPolicy,
-    GrantPolicy,
-    IamView,
-    PolicyVersion,
     RestoreGrantVersion,
-    RoleInfo,
     RotateGrantPolicy,
-    decide_role,
-    level_table,
-    pack,
-    parts_by_role,
-    policy_description,
-    policy_name,
-    policy_owner,
-    policy_size,
-    read_back,
-    render,
-    resource_type,
-    tag_grants,
-    trusted_grants,
 )
-from rolewarden.errors import ConfigError
+from rolewarden.model.iam import AttachedPolicy, IamSnapshot, ManagedPolicy, PolicyVersion, Role
 
 ACCOUNT = "123456789012"
 PATH = "/rolewarden/"
@@ -53,24 +41,47 @@ bucket_grants:
 """
 )
 LEVELS, _ = level_table(CONFIG)
+
+
+def make_role(name: str, path: str, arn: str, attached: tuple[str, ...] = ()) -> Role:
+    """A role of the IAM snapshot, from the fields the grants decision reads."""
+    return Role(name, arn, path, attached=tuple(AttachedPolicy(a, a.rsplit("/", 1)[-1]) for a in attached))
+
+
+def make_policy(
+    name: str,
+    arn: str,
+    path: str,
+    versions: tuple[PolicyVersion, ...],
+    description: str = "",
+    attached_roles: tuple[str, ...] = (),
+) -> ManagedPolicy:
+    """A generated policy of the IAM snapshot, every version read."""
+    default = next((v.version_id for v in versions if v.is_default), "")
+    return ManagedPolicy(arn, name, path, default, versions, description, attached_roles)
+
+
 ROLES = {
-    "web-server": RoleInfo("web-server", PATH, f"arn:aws:iam::{ACCOUNT}:role{PATH}web-server"),
-    "batch-worker": RoleInfo("batch-worker", f"{PATH}jobs/", f"arn:aws:iam::{ACCOUNT}:role{PATH}jobs/batch-worker"),
-    "outsider": RoleInfo("outsider", "/other/", f"arn:aws:iam::{ACCOUNT}:role/other/outsider"),
+    "web-server": make_role("web-server", PATH, f"arn:aws:iam::{ACCOUNT}:role{PATH}web-server"),
+    "batch-worker": make_role("batch-worker", f"{PATH}jobs/", f"arn:aws:iam::{ACCOUNT}:role{PATH}jobs/batch-worker"),
+    "outsider": make_role("outsider", "/other/", f"arn:aws:iam::{ACCOUNT}:role/other/outsider"),
 }
 
 
-def iam_view(policies: Mapping[str, GrantPolicy] = {}, roles: Mapping[str, RoleInfo] = ROLES) -> IamView:
-    return IamView(roles=dict(roles), policies=dict(policies), partition="aws", account=ACCOUNT)
+def iam_view(policies: Mapping[str, ManagedPolicy] = {}, roles: Mapping[str, Role] = ROLES) -> IamSnapshot:
+    """An IAM snapshot holding ``policies`` (given by name, held by ARN as IAM keys them)."""
+    return IamSnapshot(
+        roles=dict(roles), policies={p.arn: p for p in policies.values()}, partition="aws", account=ACCOUNT
+    )
 
 
 def policy(
     name: str, *documents: dict[str, Any], default: int | None = None, attached: tuple[str, ...] = ()
-) -> GrantPolicy:
+) -> ManagedPolicy:
     default = default or len(documents)
     versions = tuple(PolicyVersion(f"v{i}", i == default, d) for i, d in enumerate(documents, start=1))
     arn = f"arn:aws:iam::{ACCOUNT}:policy{PATH}{name}"
-    return GrantPolicy(name, arn, PATH, versions, attached_roles=attached)
+    return make_policy(name, arn, PATH, versions, attached_roles=attached)
 
 
 def grant(bucket: str, *levels: str, key: str | None = None) -> BucketGrant:
@@ -318,8 +329,8 @@ def test_packing_splits_within_the_limit(count: int, levels: tuple[str, ...], pa
 def test_policy_owner(
     name: str, description: str, attached: tuple[str, ...], roles: set[str], owner: tuple[str, int]
 ) -> None:
-    grant_policy = GrantPolicy(name, f"arn:aws:iam::{ACCOUNT}:policy{PATH}{name}", PATH, (), description, attached)
-    known = {r: RoleInfo(r, PATH, f"arn:aws:iam::{ACCOUNT}:role{PATH}{r}") for r in roles}
+    grant_policy = make_policy(name, f"arn:aws:iam::{ACCOUNT}:policy{PATH}{name}", PATH, (), description, attached)
+    known = {r: make_role(r, PATH, f"arn:aws:iam::{ACCOUNT}:role{PATH}{r}") for r in roles}
     assert policy_owner(grant_policy, known) == owner
 
 
@@ -381,7 +392,7 @@ def doc(*grants: BucketGrant) -> dict[str, Any]:
         ),
     ],
 )
-def test_decide_role(wanted: list[BucketGrant], parts: dict[int, GrantPolicy], expected: list[type]) -> None:
+def test_decide_role(wanted: list[BucketGrant], parts: dict[int, ManagedPolicy], expected: list[type]) -> None:
     iam = iam_view({p.name: p for p in parts.values()})
     decision = decide_role(CONFIG, iam, "web-server", wanted, parts)
     assert [type(a) for a in decision.actions] == expected
@@ -424,7 +435,7 @@ def test_grants_that_do_not_fit_are_refused_whole(
 ) -> None:
     config = replace(CONFIG, bucket_grants=replace(CONFIG.bucket_grants, max_policies_per_role=max_policies))
     others = tuple(f"arn:aws:iam::{ACCOUNT}:policy/other-{i}" for i in range(other_attached))
-    roles = {**ROLES, "web-server": RoleInfo("web-server", PATH, ROLES["web-server"].arn, others)}
+    roles = {**ROLES, "web-server": make_role("web-server", PATH, ROLES["web-server"].arn, others)}
     wanted = [grant(f"analytics-bucket-{i:04d}", "read", "write") for i in range(count)]
     decision = decide_role(config, iam_view(roles=roles), "web-server", wanted, {})
     assert decision.verdict == "refuse" and decision.actions == ()
@@ -432,7 +443,7 @@ def test_grants_that_do_not_fit_are_refused_whole(
 
 
 def test_a_name_another_role_owns_is_refused() -> None:
-    roles = {**ROLES, "web-server-2": RoleInfo("web-server-2", PATH, f"arn:aws:iam::{ACCOUNT}:role{PATH}web-server-2")}
+    roles = {**ROLES, "web-server-2": make_role("web-server-2", PATH, f"arn:aws:iam::{ACCOUNT}:role{PATH}web-server-2")}
     theirs = policy("rolewarden-grants-web-server-2", doc(grant("a-data", "read")), attached=("web-server-2",))
     wanted = [grant(f"analytics-bucket-{i:04d}", "read", "write") for i in range(100)]  # needs two parts
     decision = decide_role(CONFIG, iam_view({theirs.name: theirs}, roles), "web-server", wanted, {})
@@ -497,12 +508,12 @@ def test_generation_is_deterministic_whatever_the_input_order(grants: list[Bucke
     assert first is not None and all(policy_size(d) <= MAX_POLICY_CHARS for d in first)
 
 
-def _apply(iam: IamView, role: str, actions: tuple[Any, ...]) -> IamView:
+def _apply(iam: IamSnapshot, role: str, actions: tuple[Any, ...]) -> IamSnapshot:
     """A tiny in-memory IAM: what the executor would leave behind."""
-    policies = dict(iam.policies)
+    policies = {p.name: p for p in iam.policies.values()}
     for action in actions:
         if isinstance(action, CreateGrantPolicy):
-            policies[action.policy_name] = GrantPolicy(
+            policies[action.policy_name] = make_policy(
                 action.policy_name,
                 action.policy_arn,
                 PATH,
@@ -519,14 +530,14 @@ def _apply(iam: IamView, role: str, actions: tuple[Any, ...]) -> IamView:
             ]
             number = max(v.number for v in old.versions) + 1
             kept.append(PolicyVersion(f"v{number}", True, json.loads(action.document)))
-            policies[action.policy_name] = GrantPolicy(
+            policies[action.policy_name] = make_policy(
                 old.name, old.arn, PATH, tuple(kept), old.description, old.attached_roles
             )
         elif isinstance(action, DeleteGrantPolicy):
             del policies[action.policy_name]
         else:  # pragma: no cover - the plans in this test only create, rotate and delete
             raise AssertionError(action)
-    return IamView(iam.roles, policies, iam.partition, iam.account)
+    return IamSnapshot(iam.roles, {p.arn: p for p in policies.values()}, iam.partition, iam.account)
 
 
 @settings(max_examples=40, deadline=None)
@@ -534,12 +545,12 @@ def _apply(iam: IamView, role: str, actions: tuple[Any, ...]) -> IamView:
 def test_applying_a_plan_twice_changes_nothing_the_second_time(history: list[list[BucketGrant]]) -> None:
     iam = iam_view()
     for wanted in history:
-        decision = decide_role(CONFIG, iam, "web-server", wanted, parts_by_role(iam).get("web-server", {}))
+        decision = decide_role(CONFIG, iam, "web-server", wanted, parts_by_role(iam, PATH).get("web-server", {}))
         iam = _apply(iam, "web-server", decision.actions)
-        again = decide_role(CONFIG, iam, "web-server", wanted, parts_by_role(iam).get("web-server", {}))
+        again = decide_role(CONFIG, iam, "web-server", wanted, parts_by_role(iam, PATH).get("web-server", {}))
         assert again.actions == ()
         assert all(len(p.versions) <= 5 for p in iam.policies.values())
-        parts = parts_by_role(iam).get("web-server", {})
+        parts = parts_by_role(iam, PATH).get("web-server", {})
         assert sorted(parts) == list(range(1, len(parts) + 1))
         assert all(parts[n].name == policy_name("web-server", n) for n in parts)
         if wanted:

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from rolewarden.errors import MalformedEvent
 from rolewarden.model.targets import Target
 from rolewarden.triggers import ROUTES, parse_envelope, route
 from rwlocal.stack import load_template
@@ -48,3 +49,34 @@ def test_the_rule_matches_exactly_the_routed_event_names() -> None:
         event = load(name)
         assert event["source"] in pattern["source"] and event["detail-type"] in pattern["detail-type"]
         assert event["detail"]["eventSource"] in pattern["detail"]["eventSource"]
+
+
+# -- grant-policy drift, sent by the compliance capability to the grants queue ---------------------------------
+def test_grant_drift_routes_to_its_role() -> None:
+    assert route("bucket_grants", parse_envelope(load("grant-policy-drift.json"))) == [Target("role", "web-server")]
+
+
+def test_grant_drift_concerns_no_other_capability() -> None:
+    envelope = parse_envelope(load("grant-policy-drift.json"))
+    assert route("role_compliance", envelope) == [] and route("instance_profiles", envelope) == []
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        pytest.param("roleName", None, "detail.roleName must be a non-empty string", id="no-role"),
+        pytest.param("roleName", "web/server", "is not an IAM role name", id="role-with-a-path"),
+        pytest.param("roleName", "*", "is not an IAM role name", id="wildcard-role"),
+        pytest.param("policyArn", None, "detail.policyArn must be a non-empty string", id="no-policy"),
+        pytest.param("policyArn", "rolewarden-grants-web-server", "is not an IAM policy ARN", id="policy-name"),
+        pytest.param("reason", ["drift"], "detail.reason must be a string", id="reason-not-text"),
+    ],
+)
+def test_a_malformed_grant_drift_is_refused(field: str, value: Any, message: str) -> None:
+    event = load("grant-policy-drift.json")
+    if value is None:
+        del event["detail"][field]
+    else:
+        event["detail"][field] = value
+    with pytest.raises(MalformedEvent, match=message):
+        route("bucket_grants", parse_envelope(event))

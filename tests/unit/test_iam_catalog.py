@@ -5,7 +5,7 @@ operator types. moto accepts anything; IAM would deny a statement that matches n
 Documents checked: every role, function policy, queue/topic/key policy of template.yaml (after the SAM
 transform, so SAM's own poller statements too) and forwarder.yaml, under both forms of every parameter
 that changes an ARN and in a home and a non-home region; the grant documents rendered by
-decide/grants.py for a small world (every S3 action RoleWarden can grant, with and without a bucket
+decide/grants/ for a small world (every S3 action RoleWarden can grant, with and without a bucket
 key); the remediation documents of decide/compliance/ (the canonical trust policy, rewritten inline
 policies, boundaries and detached policies)."""
 
@@ -21,17 +21,11 @@ import pytest
 from rolewarden.config import parse_config
 from rolewarden.decide.compliance.judge import decide_role
 from rolewarden.decide.compliance.trust import CANONICAL_TRUST
-from rolewarden.decide.grants import (
-    BUCKET_LEVEL_ACTIONS,
-    OBJECT_LEVEL_ACTIONS,
-    BucketView,
-    RoleInfo,
-    grants_by_role,
-    level_table,
-    pack,
-    tag_grants,
-)
+from rolewarden.decide.grants.catalog import BUCKET_LEVEL_ACTIONS, OBJECT_LEVEL_ACTIONS, level_table
+from rolewarden.decide.grants.render import pack
+from rolewarden.decide.grants.tags import grants_by_role, tag_grants
 from rolewarden.model.compliance import single_version_policy
+from rolewarden.model.grants import BucketView
 from rolewarden.model.iam import AttachedPolicy, Role
 from rwlocal.iamcatalog import expand, fits, problems, template_documents
 from rwlocal.stack import ROOT, load_template, translate
@@ -239,8 +233,8 @@ compliance:
 )
 
 
-def _role(name: str) -> RoleInfo:
-    return RoleInfo(name, MANAGED, f"arn:aws:iam::123456789012:role{MANAGED}{name}")
+def _role(name: str) -> Role:
+    return Role(name, f"arn:aws:iam::123456789012:role{MANAGED}{name}", MANAGED)
 
 
 def test_generated_grant_documents_are_in_the_catalog() -> None:

@@ -16,13 +16,6 @@ from rolewarden.settings import Settings, SettingsError, current, pinned
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "layers" / "core" / "rolewarden"
 
-#: Modules of other owners that still read os.environ themselves; the lead switches them to
-#: ``rolewarden.settings`` at merge (issue 11) and removes them here (the last test keeps this list honest).
-NOT_YET_SWITCHED = {
-    "aws/grants.py",
-    "capabilities/grants.py",
-}
-
 
 def _reads_environment(path: Path) -> bool:
     """True when the module touches ``os.environ``/``os.getenv`` (or imports them from ``os``)."""
@@ -74,12 +67,7 @@ def test_only_settings_reads_the_environment() -> None:
     strays = {
         str(p.relative_to(PACKAGE)) for p in _package_files() if p.name != "settings.py" and _reads_environment(p)
     }
-    assert strays - NOT_YET_SWITCHED == set(), "read the environment through rolewarden.settings instead"
-
-
-def test_the_not_yet_switched_list_only_names_modules_that_still_read_it() -> None:
-    still = {name for name in NOT_YET_SWITCHED if _reads_environment(PACKAGE / name)}
-    assert still == NOT_YET_SWITCHED, "remove the switched modules from NOT_YET_SWITCHED"
+    assert strays == set(), "read the environment through rolewarden.settings instead"
 
 
 def test_defaults_when_nothing_is_set() -> None:

@@ -258,6 +258,24 @@ def _iam_profile_calls(env: Envelope) -> list[Target]:
     return [Target("profile", name)]
 
 
+#: Grant-policy drift the compliance capability found, sent to the grants queue (sender: compliance).
+GRANT_DRIFT_SOURCE = "rolewarden.compliance"
+GRANT_DRIFT = "Grant Policy Drift"
+
+
+def _grant_drift(env: Envelope) -> list[Target]:
+    """A drifted grant policy: its role's grants are re-published from the state table."""
+    role = _str(env.detail, "roleName")
+    if not _ROLE_NAME_RE.match(role):
+        raise MalformedEvent(f"detail.roleName {role[:80]!r} is not an IAM role name")
+    arn = _str(env.detail, "policyArn")
+    if not _POLICY_ARN_RE.match(arn):
+        raise MalformedEvent(f"detail.policyArn {arn[:120]!r} is not an IAM policy ARN")
+    if not isinstance(env.detail.get("reason", ""), str):
+        raise MalformedEvent("detail.reason must be a string")
+    return [Target("role", role)]
+
+
 Extractor = Callable[[Envelope], list[Target]]
 
 
@@ -300,6 +318,7 @@ ROUTES: dict[str, list[Route]] = {
         ),
         Route("aws.tag", "Tag Change on Resource", _tag_change_buckets),
         Route("aws.events", SCHEDULED, _sweep),
+        Route(GRANT_DRIFT_SOURCE, GRANT_DRIFT, _grant_drift),
     ],
     "role_compliance": [
         Route("aws.iam", CLOUDTRAIL, _iam_calls, IAM_ROLE_EVENTS | IAM_POLICY_EVENTS),

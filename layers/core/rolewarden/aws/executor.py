@@ -47,7 +47,7 @@ ExecutorFunction = Callable[["Executor", Any], dict[str, Any] | None]
 #: Capability name -> the module holding the executors (``EXECUTORS``, ``METRICS``) of its action types.
 EXECUTOR_MODULES: dict[str, str] = {
     "instance_profiles": "rolewarden.aws.profiles",
-    "bucket_grants": "rolewarden.aws.grants",
+    "bucket_grants": "rolewarden.aws.grants.executors",
     "role_compliance": "rolewarden.aws.compliance.executors",
 }
 

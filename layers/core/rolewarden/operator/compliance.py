@@ -212,7 +212,7 @@ def explain(config: Config, role_name: str) -> dict[str, Any]:
     verdict = decision.verdict + (f": {decision.reason}" if decision.reason else "")
     report["verdict"] = verdict
     report["rules"] = rules
-    from rolewarden.capabilities import grants
+    from rolewarden.operator import grants
 
     grant_report = grants.explain_role(config, name)
     report["grants"] = grant_report

@@ -137,6 +137,6 @@ def explain_role(config: Config, role_name: str) -> dict[str, Any]:
 
 def explain_bucket(config: Config, bucket: str) -> dict[str, Any]:
     """Tags, levels and refusals, protection, encryption, the documents per role and what would be done."""
-    from rolewarden.capabilities import grants
+    from rolewarden.operator import grants
 
     return grants.explain(config, bucket)

@@ -13,7 +13,7 @@ from rolewarden.aws.clients import client
 from rolewarden.aws.errors import code_of
 from rolewarden.capabilities.profiles.guard import lookup_profiles
 from rolewarden.config import Config
-from rolewarden.decide.grants import resource_type
+from rolewarden.decide.grants.catalog import resource_type
 from rolewarden.decide.profiles import assignable
 
 

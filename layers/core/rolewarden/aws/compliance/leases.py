@@ -18,6 +18,7 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
+from rolewarden.aws.leases import give_back, take
 from rolewarden.model.actions import Action
 
 #: The fields that say *which part* of a role an action changes (not how, nor which rule asked for it):
@@ -41,9 +42,7 @@ def lease_remediation(
     table: str, role: str, owner: str, now: float, seconds: float
 ) -> tuple[bool, frozenset[str], float]:
     """Take the role's remediation lease: (taken, fingerprints of the actions last applied, when)."""
-    from rolewarden.aws.grants import _take
-
-    old = _take(table, _remediation_key(role), owner, now, seconds, old=True)
+    old = take(table, _remediation_key(role), owner, now, seconds, old=True)
     if old is None:
         return False, frozenset(), 0.0
     item = old.get("Attributes", {})
@@ -53,9 +52,7 @@ def lease_remediation(
 
 def release_remediation(table: str, role: str, owner: str, applied: Iterable[str] | None, now: float) -> None:
     """Give the lease back; with ``applied``, record the fingerprints of the actions just applied."""
-    from rolewarden.aws.grants import _give_back
-
     sets: dict[str, Any] = {}
     if applied is not None:
         sets = {"applied": {"S": json.dumps(sorted(applied))}, "applied_at": {"N": str(now)}}
-    _give_back(table, _remediation_key(role), owner, sets)
+    give_back(table, _remediation_key(role), owner, sets)
