@@ -48,8 +48,13 @@ security: $(CHECKOV_STAMP)
 build: validate
 	sam build --template template.yaml
 
+# Branch coverage of the package (configured in pyproject.toml, [tool.coverage.*]); the build fails below
+# COVERAGE_FLOOR percent. Issue 11's goal is 90; the floor is the figure measured before the refactor and is
+# raised as the refactor's tests land, never lowered to make a change pass.
+COVERAGE_FLOOR := 0
 test: lint
-	$(VENV)/bin/pytest -q -p no:cacheprovider
+	$(VENV)/bin/pytest -q -p no:cacheprovider --cov=rolewarden --cov-branch --cov-report=term \
+	  --cov-fail-under=$(COVERAGE_FLOOR)
 
 unit: setup
 	$(VENV)/bin/pytest -q tests/unit
