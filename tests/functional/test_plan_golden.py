@@ -36,6 +36,7 @@ import boto3
 import pytest
 
 from rolewarden.cli import main
+from rwlocal import configs
 from rwlocal import world as w
 from rwlocal.server import ACCOUNT_ID, LocalAws
 
@@ -45,38 +46,34 @@ SEED = 20261129
 BOUNDARY = f"arn:aws:iam::{ACCOUNT_ID}:policy/rolewarden-boundary"
 EXTRA_POLICY = f"arn:aws:iam::{ACCOUNT_ID}:policy/rolewarden/team-extras"
 
-CONFIG = f"""
-version: 1
-managed_path: /rolewarden/
-instance_profiles:
-  rules:
-    - match: {{"rolewarden:profile": web}}
-      profile: web-server
-    - match: {{team: data, env: [prod, staging]}}
-      profile: data-worker
-    - match: {{"rolewarden:profile": admin}}
-      profile: break-glass-admin
-    - match: {{"rolewarden:profile": ghost}}
-      profile: does-not-exist
-    - match: {{"rolewarden:profile": power}}
-      profile: power-user
-  metadata:
-    imdsv2: enforce
-    exemptions:
-      - match: {{imds: legacy}}
-        reason: vendor agent still reads IMDSv1
-bucket_grants:
-  protected_buckets: ["*-audit-logs"]
-compliance:
-  permissions_boundary: {BOUNDARY}
-  protected_roles: [break-glass]
-  rules:
-    no-inline-policies: report
-    managed-policy-allowlist: report
-    # Off on purpose: issue 11 moves grant drift from an in-process plan to a message on the grants queue,
-    # a change of plan --json that is meant; the grants capability still plans the stale policy's rotation.
-    grant-policy-drift: "off"
-"""
+CONFIG = configs.config_yaml(
+    instance_profiles={
+        "rules": [
+            configs.WEB_RULE,
+            configs.DATA_RULE,
+            configs.ADMIN_RULE,
+            configs.GHOST_RULE,
+            {"match": {"rolewarden:profile": "power"}, "profile": "power-user"},
+        ],
+        "metadata": {
+            "imdsv2": "enforce",
+            "exemptions": [{"match": {"imds": "legacy"}, "reason": "vendor agent still reads IMDSv1"}],
+        },
+    },
+    bucket_grants={"protected_buckets": ["*-audit-logs"]},
+    compliance={
+        "permissions_boundary": BOUNDARY,
+        "protected_roles": ["break-glass"],
+        "rules": {
+            "no-inline-policies": "report",
+            "managed-policy-allowlist": "report",
+            # Off on purpose: issue 11 moves grant drift from an in-process plan to a message on the grants
+            # queue, a change of plan --json that is meant; the grants capability still plans the stale
+            # policy's rotation.
+            "grant-policy-drift": "off",
+        },
+    },
+)
 
 READ_ONLY = {
     "Version": "2012-10-17",
