@@ -72,4 +72,4 @@ chaos: setup
 	$(VENV)/bin/python -m rwlocal.chaos $(CHAOS_ARGS)
 
 clean:
-	rm -rf $(VENV) $(CHECKOV_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(CHECKOV_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache .coverage
