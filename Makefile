@@ -50,8 +50,14 @@ security: $(CHECKOV_STAMP)
 build: validate
 	sam build --template template.yaml
 
+# Branch coverage of the package (configured in pyproject.toml, [tool.coverage.*]); the build fails below
+# COVERAGE_FLOOR percent (coverage.py's total: lines and branches). Issue 11's goal is 90; 89 is the figure
+# measured before the refactor (89.3%, 2026-11-29), rounded down; raise it as the refactor's tests land, never
+# lower it to make a change pass.
+COVERAGE_FLOOR := 89
 test: lint
-	$(VENV)/bin/pytest -q -p no:cacheprovider
+	$(VENV)/bin/pytest -q -p no:cacheprovider --cov=rolewarden --cov-branch --cov-report=term \
+	  --cov-fail-under=$(COVERAGE_FLOOR)
 
 unit: setup
 	$(VENV)/bin/pytest -q tests/unit
@@ -69,4 +75,4 @@ chaos: setup
 	$(VENV)/bin/python -m rwlocal.chaos $(CHAOS_ARGS)
 
 clean:
-	rm -rf $(VENV) $(CHECKOV_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(CHECKOV_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache .coverage

@@ -53,14 +53,11 @@ def run(ctx: Context, buckets: int, roles: int, factor: int) -> Result:
     from rolewarden.config import parse_config
     from rolewarden.model.targets import SWEEP
     from rolewarden.telemetry import Sink
-    from rwlocal import stack as st
     from rwlocal import world
     from rwlocal.pipeline import Pipeline, function_env, put_events
 
     result = Result(NAME, sizes={"buckets": buckets, "roles": roles, "grown_buckets": buckets * factor})
-    ctx.fresh()
-    config_path = ctx.config_file("bucket-change.yaml", CONFIG)
-    stack = st.deploy()
+    config_path, stack = ctx.deploy("bucket-change.yaml", CONFIG)
     import boto3
 
     s3 = boto3.client("s3")

@@ -17,6 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
+from rwlocal.configs import WEB_RULE, config_yaml
+
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "bench"
 VENV_PY = ROOT / ".venv" / "bin" / "python"
@@ -44,18 +48,24 @@ AMIS = [
     }
 ]
 
-PROFILE_CONFIG = """\
-version: 1
-managed_path: /rolewarden/
-instance_profiles:
-  rules:
-    - match: {"rolewarden:profile": web}
-      profile: web-server
-  # the attach alone, as Custodian's set-instance-profile does it (imdsv2 report, the default, would add
-  # one findings message per batch for the IMDSv1-open instances moto launches; enforce, one write each)
-  metadata: {imdsv2: "off"}
-"""
+PROFILE_CONFIG = config_yaml(
+    # the attach alone, as Custodian's set-instance-profile does it (imdsv2 report, the default, would add
+    # one findings message per batch for the IMDSv1-open instances moto launches; enforce, one write each)
+    instance_profiles={"rules": [WEB_RULE], "metadata": {"imdsv2": "off"}}
+)
 WEB_TAGS = {"rolewarden:profile": "web", "team": "web"}
+
+
+def custodian_policy(**mode: Any) -> str:
+    """Cloud Custodian's counterpart of WEB_RULE, as a policy file: EC2 instances tagged for web that have
+    no instance profile get web-server (``set-instance-profile``). ``mode`` (its ``type``, ``events``,
+    ``role``) runs it in an event mode; without one it is a pull-mode policy."""
+    policy: dict[str, Any] = {"name": "web-instance-profile", "resource": "ec2"}
+    if mode:
+        policy["mode"] = mode
+    policy["filters"] = [{"tag:rolewarden:profile": "web"}, {"IamInstanceProfile": "absent"}]
+    policy["actions"] = [{"type": "set-instance-profile", "name": "web-server"}]
+    return yaml.safe_dump({"policies": [policy]}, sort_keys=False)
 
 
 def configure_moto(workdir: Path) -> None:
@@ -129,6 +139,15 @@ class Context:
         """A clean moto server and a clean RoleWarden process state."""
         self.aws.reset()
         reset_rolewarden()
+
+    def deploy(self, config_name: str, config_text: str) -> tuple[Path, Any]:
+        """The start of every pipeline scenario: a fresh server, the config written to ``config_name``, the
+        stack deployed into the server. Returns (config path, stack)."""
+        from rwlocal import stack as st
+
+        self.fresh()
+        config = self.config_file(config_name, config_text)
+        return config, st.deploy()
 
 
 def reset_rolewarden() -> None:

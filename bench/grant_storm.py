@@ -68,15 +68,12 @@ def run(ctx: Context, changes: int, roles: int, buckets: int = 50, time_scale: f
     import boto3
 
     from rwlocal import proxy as proxy_module
-    from rwlocal import stack as st
     from rwlocal import world
-    from rwlocal.chaos import _granted_actions
+    from rwlocal.chaos import _granted_actions, expected_grants
     from rwlocal.pipeline import ParallelPipeline, consumers, put_events
 
     changes, roles, buckets = int(changes), int(roles), int(buckets)
-    ctx.fresh()
-    config = ctx.config_file("grant-storm.yaml", CONFIG)
-    stack = st.deploy()
+    config, stack = ctx.deploy("grant-storm.yaml", CONFIG)
     consumer = consumers(stack.template)[CONSUMER]
     result = Result(
         NAME,
@@ -129,7 +126,7 @@ def run(ctx: Context, changes: int, roles: int, buckets: int = 50, time_scale: f
                     time.sleep(max(0.0, due - time.monotonic()))
 
                 def converged() -> int:
-                    return sum(1 for role in names if _granted_actions(role)[0] == expected(role, final))
+                    return sum(1 for role in names if _granted_actions(role)[0] == expected_grants(role, final))
 
                 wait_until(lambda: pipeline.quiet() and converged() == roles, timeout=900 * time_scale + 120, poll=1.0)
                 pipeline.wait_quiet(60)
@@ -140,7 +137,7 @@ def run(ctx: Context, changes: int, roles: int, buckets: int = 50, time_scale: f
                 invocations = list(pipeline.invocations)
     finally:
         proxy_module.http = original_http  # type: ignore[assignment]
-    right = converged_roles = sum(1 for role in names if _granted_actions(role)[0] == expected(role, final))
+    right = converged_roles = sum(1 for role in names if _granted_actions(role)[0] == expected_grants(role, final))
     last = max((t for t in iam_writes if t >= started_real), default=started_real)
     versions_by_role: Counter[str] = Counter()
     policies_by_role: Counter[str] = Counter()
@@ -176,19 +173,3 @@ def run(ctx: Context, changes: int, roles: int, buckets: int = 50, time_scale: f
         " changes themselves arrive over the first 60 s. IAM's rates are assumed (AWS publishes none)."
     )
     return result
-
-
-def expected(role: str, final: dict[str, dict[str, str]]) -> dict[str, set[str]]:
-    """The oracle's own reading of the tags (the chaos suite's action sets, not RoleWarden's code)."""
-    from rwlocal.chaos import READ, WRITE
-
-    found: dict[str, set[str]] = {}
-    for bucket, tags in final.items():
-        actions: set[str] = set()
-        if role in tags.get("rolewarden:read", "").split():
-            actions |= READ
-        if role in tags.get("rolewarden:write", "").split():
-            actions |= WRITE
-        if actions:
-            found[bucket] = actions
-    return found

@@ -26,14 +26,11 @@ def sizes(small: bool) -> dict[str, int]:
 
 
 def run(ctx: Context, existing: int, launches: int) -> Result:
-    from rwlocal import stack as st
     from rwlocal import world
     from rwlocal.pipeline import Pipeline, put_events
 
     result = Result(NAME, sizes={"existing_instances": existing, "launched_instances": launches, "batch_size": 10})
-    ctx.fresh()
-    config = ctx.config_file("launch-burst.yaml", PROFILE_CONFIG)
-    stack = st.deploy()
+    config, stack = ctx.deploy("launch-burst.yaml", PROFILE_CONFIG)
     world.create_profile("web-server")
     # The account's other instances belong to another team: no rule matches them.
     seed_instances(existing, {"team": "batch", "env": "prod"})

@@ -32,16 +32,13 @@ def sizes(small: bool) -> dict[str, float]:
 
 
 def run(ctx: Context, launches: int, time_scale: float = 1.0) -> Result:
-    from rwlocal import stack as st
     from rwlocal import world
     from rwlocal.chaos import HOOK_GROUP, HOOK_NAME, lifecycle_event
     from rwlocal.pipeline import ParallelPipeline, consumers, put_events
     from rwlocal.throttling import EC2_BUCKETS, floor_seconds
 
     launches = int(launches)
-    ctx.fresh()
-    config = ctx.config_file("launch-burst-limited.yaml", PROFILE_CONFIG)
-    stack = st.deploy()
+    config, stack = ctx.deploy("launch-burst-limited.yaml", PROFILE_CONFIG)
     consumer = consumers(stack.template)[CONSUMER]
     result = Result(
         NAME,

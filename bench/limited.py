@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.common import BENCH
+from bench.common import BENCH, custodian_policy
 
 ASSOCIATE = "AssociateIamInstanceProfile"
 
@@ -113,21 +113,9 @@ def harness_env(config: Path, proxy: Any, time_scale: float) -> dict[str, str]:
 
 
 # -- Cloud Custodian's event mode, as its Lambda runs it --------------------------------------------------
-EVENT_POLICY = """\
-policies:
-  - name: web-instance-profile
-    resource: ec2
-    mode:
-      type: ec2-instance-state
-      events: [running]
-      role: arn:aws:iam::123456789012:role/custodian-lambda
-    filters:
-      - "tag:rolewarden:profile": web
-      - IamInstanceProfile: absent
-    actions:
-      - type: set-instance-profile
-        name: web-server
-"""
+EVENT_POLICY = custodian_policy(
+    type="ec2-instance-state", events=["running"], role="arn:aws:iam::123456789012:role/custodian-lambda"
+)
 
 #: What c7n's Lambda entry point (c7n.handler.dispatch_event) does, minus reading config.json from the
 #: package: build the policy collection once per container, then ``policy.push(event, context)`` for each

@@ -27,6 +27,7 @@ from bench.common import (
     Child,
     Context,
     Result,
+    custodian_policy,
     median,
     run_counted,
     seed_instances,
@@ -36,17 +37,7 @@ from bench.peers import ensure_custodian
 NAME = "sweep_vs_custodian"
 REQUIRES = None
 
-POLICY = """\
-policies:
-  - name: web-instance-profile
-    resource: ec2
-    filters:
-      - "tag:rolewarden:profile": web
-      - IamInstanceProfile: absent
-    actions:
-      - type: set-instance-profile
-        name: web-server
-"""
+POLICY = custodian_policy()  # pull mode
 
 # Until `rolewarden apply` existed, the sweep ran through this stand-in: the same capability call the CLI
 # makes, in a child process too.

@@ -14,6 +14,7 @@ import pytest
 # CI runs hypothesis derandomized, so a red CI is always reproducible; locally it explores freely.
 from hypothesis import settings as _hypothesis_settings
 
+from rwlocal import configs
 from rwlocal.server import ROLEWARDEN_ENV, LocalAws
 
 _hypothesis_settings.register_profile("ci", derandomize=True, print_blob=True)
@@ -53,20 +54,9 @@ def aws(local_aws: LocalAws, monkeypatch: pytest.MonkeyPatch) -> LocalAws:
     return local_aws
 
 
-BASE_CONFIG = """
-version: 1
-managed_path: /rolewarden/
-instance_profiles:
-  rules:
-    - match: {"rolewarden:profile": web}
-      profile: web-server
-    - match: {team: data, env: [prod, staging]}
-      profile: data-worker
-    - match: {"rolewarden:profile": admin}
-      profile: break-glass-admin
-    - match: {"rolewarden:profile": ghost}
-      profile: does-not-exist
-"""
+BASE_CONFIG = configs.config_yaml(
+    instance_profiles={"rules": [configs.WEB_RULE, configs.DATA_RULE, configs.ADMIN_RULE, configs.GHOST_RULE]}
+)
 
 
 @pytest.fixture

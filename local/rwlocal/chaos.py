@@ -69,6 +69,7 @@ import botocore.endpoint
 
 from rwlocal import stack as st
 from rwlocal import world as w
+from rwlocal.configs import ADMIN_RULE, DATA_RULE, WEB_RULE, config_yaml
 from rwlocal.hostile import Hostility
 from rwlocal.pipeline import ParallelPipeline, Pipeline, fire_schedule, put_events
 from rwlocal.proxy import ChaosProxy, FaultPlan
@@ -78,25 +79,16 @@ MANAGED = "/rolewarden/"
 ADMIN_ARN = "arn:aws:iam::aws:policy/AdministratorAccess"
 PROTECTED_ROLE = "rw-protected"
 PROTECTED_BUCKET = "chaos-audit-logs"
-CONFIG = f"""
-version: 1
-managed_path: {MANAGED}
-instance_profiles:
-  rules:
-    - match: {{"rolewarden:profile": web}}
-      profile: web-server
-    - match: {{team: data, env: [prod, staging]}}
-      profile: data-worker
-    - match: {{"rolewarden:profile": admin}}
-      profile: break-glass-admin
-  on_mismatch: replace
-bucket_grants:
-  protected_buckets: ["*-audit-logs"]
-  max_policies_per_role: 5
-compliance:
-  protected_roles: [{PROTECTED_ROLE}]
-  circuit_breaker: {{max_remediations: 10000, window_minutes: 60}}  # the chaos world drifts every role at once
-"""
+CONFIG = config_yaml(
+    managed_path=MANAGED,
+    instance_profiles={"rules": [WEB_RULE, DATA_RULE, ADMIN_RULE], "on_mismatch": "replace"},
+    bucket_grants={"protected_buckets": ["*-audit-logs"], "max_policies_per_role": 5},
+    compliance={
+        "protected_roles": [PROTECTED_ROLE],
+        # the chaos world drifts every role at once
+        "circuit_breaker": {"max_remediations": 10000, "window_minutes": 60},
+    },
+)
 #: The oracle's own copy of the rules above (deliberately not RoleWarden's decision code).
 EXPECTED_PROFILE = {("rolewarden:profile", "web"): "web-server", ("team", "data"): "data-worker"}
 READ = {"s3:GetObject", "s3:GetObjectVersion", "s3:ListBucket", "s3:ListBucketVersions", "s3:GetBucketLocation"}
@@ -416,22 +408,28 @@ def _granted_actions(role: str, iam: Any = None) -> tuple[dict[str, set[str]], l
     return granted, problems
 
 
+def expected_grants(role: str, buckets: dict[str, dict[str, str]]) -> dict[str, set[str]]:
+    """The oracle's own reading of the bucket tags (bucket -> S3 actions for ``role``), not RoleWarden's code;
+    the bench's grant storm checks its result with it too."""
+    expected: dict[str, set[str]] = {}
+    for bucket, tags in buckets.items():
+        actions: set[str] = set()
+        if role in tags.get("rolewarden:read", "").split():
+            actions |= READ
+        if role in tags.get("rolewarden:write", "").split():
+            actions |= WRITE
+        if actions:
+            expected[bucket] = actions
+    return expected
+
+
 def check_grants(world: World) -> Check:
     if not world.buckets:
         return Check("grant policies equal what the bucket tags say", True, "no buckets in this run")
     wrong: list[str] = []
     for role in world.grantees:
-        expected: dict[str, set[str]] = {}
-        for bucket, tags in world.buckets.items():
-            if bucket == PROTECTED_BUCKET:
-                continue
-            actions: set[str] = set()
-            if role in tags.get("rolewarden:read", "").split():
-                actions |= READ
-            if role in tags.get("rolewarden:write", "").split():
-                actions |= WRITE
-            if actions:
-                expected[bucket] = actions
+        unprotected = {bucket: tags for bucket, tags in world.buckets.items() if bucket != PROTECTED_BUCKET}
+        expected = expected_grants(role, unprotected)
         granted, problems = _granted_actions(role)
         wrong.extend(f"{role}: {p}" for p in problems)
         if granted != expected:

@@ -95,13 +95,14 @@ def create_profile(name: str, role: str | None = None, role_path: str = "/rolewa
 
 
 @cache
-def _image_id() -> str:
+def image_id() -> str:
+    """An AMI id for launches (read once per process: moto builds its AMIs on first use)."""
     images = ec2().describe_images(Owners=["amazon"])["Images"]
     return str(images[0]["ImageId"]) if images else "ami-12c6146b"
 
 
 def run_instances(count: int, tags: Mapping[str, str] | None = None, profile_arn: str | None = None) -> list[str]:
-    kwargs: dict[str, Any] = {"ImageId": _image_id(), "MinCount": count, "MaxCount": count, "InstanceType": "t3.micro"}
+    kwargs: dict[str, Any] = {"ImageId": image_id(), "MinCount": count, "MaxCount": count, "InstanceType": "t3.micro"}
     if tags:
         kwargs["TagSpecifications"] = [
             {"ResourceType": "instance", "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}

@@ -1,12 +1,17 @@
-"""Helpers for functional tests: load a function's real app.py, build events."""
+"""Helpers for functional tests: load a function's real app.py, build events, the small readers that several
+test files share."""
 
 from __future__ import annotations
 
 import importlib.util
 import json
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import boto3
+
+from rwlocal import world as w
 from rwlocal.pipeline import FakeContext
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,3 +42,36 @@ def sample(name: str, **replace: str) -> dict[str, Any]:
     for old, new in replace.items():
         text = text.replace(old, new)
     return dict(json.loads(text))
+
+
+def iam() -> Any:
+    return boto3.client("iam")
+
+
+def profiles_app(write_config: Callable[..., Path]) -> Any:
+    """The instance-profiles function's app.py, with the base test config (tests/conftest.py) written."""
+    write_config()
+    return load_app("instance_profiles")
+
+
+def compliance_app() -> Any:
+    """The role-compliance function's app.py, with the policy versions cached in this process (by ARN, so
+    possibly another test's) forgotten."""
+    from rolewarden.aws import iam_snapshot
+
+    iam_snapshot.clear_caches()
+    return load_app("role_compliance")
+
+
+def running(instance_id: str, time: str | None = None) -> dict[str, Any]:
+    """An EC2 state-change event to running (at ``time``, an ISO timestamp, when given)."""
+    event = w.state_change_event(instance_id, "running")
+    if time is not None:
+        event["time"] = time
+    return event
+
+
+def ec2_writes(counter: Any) -> dict[str, int]:
+    """The EC2 writes a rwlocal.faults.count_calls counter saw, by operation."""
+    writes: Mapping[str, int] = counter.writes()
+    return {k: v for k, v in writes.items() if k.startswith("ec2:")}

@@ -25,38 +25,32 @@ BUCKETS = 50
 pytestmark = pytest.mark.slow
 
 
+def run_bench(out: Path, scenarios: str, *options: str, timeout: int) -> dict[str, Any]:
+    """``python -m bench.run --small`` in a child process, with these scenarios and options, writing into
+    ``out``; its results document."""
+    argv = [sys.executable, "-m", "bench.run", "--small", "--scenarios", scenarios, *options]
+    argv += ["--out", str(out / "results.json"), "--workdir", str(out)]
+    proc = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    document: dict[str, Any] = json.loads((out / "results.json").read_text())
+    return document
+
+
+def by_scenario(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {s["scenario"]: s for s in document["scenarios"]}
+
+
 @pytest.fixture(scope="module")
 def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
-    out = tmp_path_factory.mktemp("bench")
-    argv = [
-        sys.executable,
-        "-m",
-        "bench.run",
-        "--small",
-        "--scenarios",
+    document = run_bench(
+        tmp_path_factory.mktemp("bench"),
         "policy_capacity,launch_burst,role_sweep,bucket_change,escalation_detection",
-        "--existing",
-        "100",
-        "--launches",
-        str(LAUNCHES),
-        "--roles",
-        "60",
-        "--buckets",
-        str(BUCKETS),
-        "--bucket-roles",
-        "10",
-        "--escalation-cases",
-        "80",
-        "--out",
-        str(out / "results.json"),
-        "--workdir",
-        str(out),
-    ]
-    proc = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    document = json.loads((out / "results.json").read_text())
+        *("--existing", "100", "--launches", str(LAUNCHES), "--roles", "60", "--buckets", str(BUCKETS)),
+        *("--bucket-roles", "10", "--escalation-cases", "80"),
+        timeout=300,
+    )
     assert {"moto", "boto3", "python"} <= set(document["versions"])
-    return {s["scenario"]: s for s in document["scenarios"]}
+    return by_scenario(document)
 
 
 def test_every_scenario_ran(results: dict[str, dict[str, Any]]) -> None:
@@ -134,27 +128,13 @@ def limited(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any
     """The four throttled scenarios at small sizes, on a fast simulated clock (time scale 0.05). At these
     sizes no bucket runs dry, so every count below is exact. Custodian runs from bench/.c7n-venv (made on
     first use from pip's cache, as `make bench` does)."""
-    out = tmp_path_factory.mktemp("bench-limited")
-    argv = [
-        sys.executable,
-        "-m",
-        "bench.run",
-        "--small",
-        "--scenarios",
+    document = run_bench(
+        tmp_path_factory.mktemp("bench-limited"),
         "launch_burst_limited,custodian_event_mode,sweep_limited,grant_storm",
-        "--burst-launches",
-        str(BURST),
-        "--event-launches",
-        str(BURST),
-        "--out",
-        str(out / "results.json"),
-        "--workdir",
-        str(out),
-    ]
-    proc = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    document = json.loads((out / "results.json").read_text())
-    return {s["scenario"]: s for s in document["scenarios"]}
+        *("--burst-launches", str(BURST), "--event-launches", str(BURST)),
+        timeout=600,
+    )
+    return by_scenario(document)
 
 
 def test_every_throttled_scenario_ran(limited: dict[str, dict[str, Any]]) -> None:
@@ -211,30 +191,13 @@ def test_grant_storm_converges_without_a_version_per_event(limited: dict[str, di
 def timed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
     """sweep_vs_custodian and cold_start at small sizes: they run and count what they say; their figures are
     times, which only ``make bench`` reports (no timed assertion here)."""
-    out = tmp_path_factory.mktemp("bench-timed")
-    argv = [
-        sys.executable,
-        "-m",
-        "bench.run",
-        "--small",
-        "--scenarios",
+    document = run_bench(
+        tmp_path_factory.mktemp("bench-timed"),
         "sweep_vs_custodian,cold_start",
-        "--instances",
-        "120",
-        "--missing",
-        str(TIMED_MISSING),
-        "--rounds",
-        "1",
-        "--cold-runs",
-        "1",
-        "--out",
-        str(out / "results.json"),
-        "--workdir",
-        str(out),
-    ]
-    proc = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=900, check=False)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return {s["scenario"]: s for s in json.loads((out / "results.json").read_text())["scenarios"]}
+        *("--instances", "120", "--missing", str(TIMED_MISSING), "--rounds", "1", "--cold-runs", "1"),
+        timeout=900,
+    )
+    return by_scenario(document)
 
 
 TIMED_MISSING = 20

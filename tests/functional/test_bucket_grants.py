@@ -7,7 +7,6 @@ moto does not enforce IAM's 6,144-character policy limit nor the 10-attached-pol
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -21,19 +20,20 @@ from rolewarden import telemetry
 from rolewarden.aws import clients
 from rolewarden.decide.grants.render import MAX_POLICY_CHARS, policy_size
 from rwlocal import world
+from rwlocal.configs import config_yaml
 from rwlocal.pipeline import FakeContext
+from tests.functional.helpers import load_app
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = ROOT / "events"
 PATH = "/rolewarden/"
-CONFIG = """
-version: 1
-managed_path: /rolewarden/
-bucket_grants:
-  tag_prefix: "rolewarden:"
-  protected_buckets: ["*-audit-logs", "rolewarden-*"]
-  max_policies_per_role: 5
-"""
+CONFIG = config_yaml(
+    bucket_grants={
+        "tag_prefix": "rolewarden:",
+        "protected_buckets": ["*-audit-logs", "rolewarden-*"],
+        "max_policies_per_role": 5,
+    }
+)
 
 
 # -- harness ----------------------------------------------------------------------------------------
@@ -47,12 +47,7 @@ class RecordingSink(telemetry.Sink):
 
 @pytest.fixture(scope="module")
 def app() -> Any:
-    path = ROOT / "functions" / "bucket_grants" / "app.py"
-    spec = importlib.util.spec_from_file_location("test_app_bucket_grants", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_app("bucket_grants")
 
 
 @pytest.fixture

@@ -25,25 +25,19 @@ from botocore.awsrequest import AWSResponse, HTTPHeaders
 
 from rolewarden.cli.main import main
 from rwlocal import world as w
+from rwlocal.configs import WEB_RULE, config_yaml
 from rwlocal.faults import Fault, _Raw, count_calls, inject
 from rwlocal.server import ACCOUNT_ID, LocalAws
 
 PATH = "/rolewarden/"
 ADMIN_DOC = w.ADMIN_DOCUMENT
 LOOSE_TRUST = w.LOOSE_TRUST
-CONFIG = """
-version: 1
-managed_path: /rolewarden/
-instance_profiles:
-  rules:
-    - match: {"rolewarden:profile": web}
-      profile: web-server
-  metadata: {imdsv2: "off"}  # IMDSv2 in plan, apply and explain: tests/functional/test_imds_cli.py
-bucket_grants:
-  protected_buckets: ["*-audit-logs"]
-compliance:
-  protected_roles: [break-glass]
-"""
+CONFIG = config_yaml(
+    # IMDSv2 in plan, apply and explain: tests/functional/test_imds_cli.py
+    instance_profiles={"rules": [WEB_RULE], "metadata": {"imdsv2": "off"}},
+    bucket_grants={"protected_buckets": ["*-audit-logs"]},
+    compliance={"protected_roles": ["break-glass"]},
+)
 #: The AWS writes each planned action makes (reads and records are not counted).
 WRITES = {
     "associate": ["ec2:AssociateIamInstanceProfile"],

@@ -73,9 +73,9 @@ def session(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[Session]:
-    from rolewarden.aws import compliance as aws_compliance
+    from rolewarden.aws import iam_snapshot
 
-    aws_compliance.clear_caches()
+    iam_snapshot.clear_caches()
     monkeypatch.setattr(sys, "stdin", io.StringIO(""))
     config = write_config(CONFIG)
     w.create_profile("web-server")

@@ -8,19 +8,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 
 from rolewarden.errors import ConfigError
 from rwlocal import world as w
+from rwlocal.configs import config_yaml
 from rwlocal.server import LocalAws
-from tests.functional.helpers import invoke, load_app, sample, sink_of
+from tests.functional.helpers import compliance_app, iam, invoke, sample, sink_of
 
 ROLE = "web-server"  # the role the sample CloudTrail events name
-COMPLIANCE = """
-version: 1
-managed_path: /rolewarden/
-"""
+COMPLIANCE = config_yaml()
 SSM_RUNNER = {
     "Version": "2012-10-17",
     "Statement": [
@@ -30,16 +27,9 @@ SSM_RUNNER = {
 }
 
 
-def iam() -> Any:
-    return boto3.client("iam")
-
-
 @pytest.fixture
 def app(aws: LocalAws) -> Any:
-    from rolewarden.aws import iam_snapshot
-
-    iam_snapshot.clear_caches()
-    return load_app("role_compliance")
+    return compliance_app()
 
 
 @pytest.fixture

@@ -22,17 +22,13 @@ from rolewarden.model.targets import SWEEP
 from rolewarden.runtime import Handler
 from rolewarden.telemetry import Sink
 from rwlocal import world
+from rwlocal.configs import config_yaml
 from rwlocal.pipeline import FakeContext
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = ROOT / "events"
 PATH = "/rolewarden/"
-CONFIG = """
-version: 1
-managed_path: /rolewarden/
-bucket_grants:
-  tag_prefix: "rolewarden:"
-"""
+CONFIG = config_yaml(bucket_grants={"tag_prefix": "rolewarden:"})
 ROLES = ("web-server", "batch-worker", "report-reader")
 
 

@@ -14,23 +14,17 @@ import pytest
 
 from rolewarden.cli.main import main
 from rwlocal import world as w
+from rwlocal.configs import WEB_RULE, config_yaml
 from rwlocal.faults import count_calls
 from rwlocal.server import LocalAws
 
-CONFIG = """
-version: 1
-managed_path: /rolewarden/
-instance_profiles:
-  rules:
-    - match: {"rolewarden:profile": web}
-      profile: web-server
-  metadata: {imdsv2: enforce, hop_limit: 2}
-compliance:
-  rules: {instance-credential-perimeter: enforce}
-  instance_perimeter:
-    endpoint_services:
-      - {roles: [web-server], services: [s3, sqs]}
-"""
+CONFIG = config_yaml(
+    instance_profiles={"rules": [WEB_RULE], "metadata": {"imdsv2": "enforce", "hop_limit": 2}},
+    compliance={
+        "rules": {"instance-credential-perimeter": "enforce"},
+        "instance_perimeter": {"endpoint_services": [{"roles": ["web-server"], "services": ["s3", "sqs"]}]},
+    },
+)
 APP = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}]}
 
 

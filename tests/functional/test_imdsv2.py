@@ -14,7 +14,7 @@ import pytest
 
 from rwlocal import world as w
 from rwlocal.faults import Fault, count_calls, inject, ok_response
-from tests.functional.helpers import invoke, load_app, sample, sink_of
+from tests.functional.helpers import invoke, load_app, running, sample, sink_of
 
 ENFORCE = {"imdsv2": "enforce", "hop_limit": 1, "exemptions": [{"match": {"imds": "v1"}, "reason": "legacy agent"}]}
 
@@ -37,10 +37,6 @@ def profiles(aws: Any) -> dict[str, str]:
 def metadata_of(instance_id: str) -> dict[str, Any]:
     reservations = w.ec2().describe_instances(InstanceIds=[instance_id])["Reservations"]
     return dict(reservations[0]["Instances"][0]["MetadataOptions"])
-
-
-def running(instance_id: str) -> dict[str, Any]:
-    return w.state_change_event(instance_id, "running")
 
 
 def test_moto_launches_with_imdsv1_open_and_shows_it(aws: Any) -> None:

@@ -11,7 +11,7 @@ import pytest
 
 from rwlocal import world as w
 from rwlocal.faults import Fault, count_calls, inject, ok_response
-from tests.functional.helpers import invoke, load_app, sample, sink_of
+from tests.functional.helpers import ec2_writes, invoke, load_app, profiles_app, running, sample, sink_of
 
 PROPAGATION_MESSAGE = (
     "Value (web-server) for parameter iamInstanceProfile.name is invalid. Invalid IAM Instance Profile name"
@@ -20,8 +20,7 @@ PROPAGATION_MESSAGE = (
 
 @pytest.fixture
 def app(aws: Any, write_config: Any) -> Any:
-    write_config()
-    return load_app("instance_profiles")
+    return profiles_app(write_config)
 
 
 @pytest.fixture
@@ -32,14 +31,6 @@ def profiles(aws: Any) -> dict[str, str]:
         "other": w.create_profile("other"),
         "break-glass-admin": w.create_profile("break-glass-admin", role="admin-role", role_path="/"),
     }
-
-
-def running(instance_id: str) -> dict[str, Any]:
-    return w.state_change_event(instance_id, "running")
-
-
-def ec2_writes(counter: Any) -> dict[str, int]:
-    return {k: v for k, v in counter.writes().items() if k.startswith("ec2:")}
 
 
 # -- the basic verdicts --------------------------------------------------------------------------

@@ -25,15 +25,14 @@ from rolewarden.model.targets import SWEEP
 from rolewarden.telemetry import Sink
 from rwlocal import world as w
 from rwlocal.faults import Fault, _Raw, count_calls, inject, ok_response
-from tests.functional.helpers import invoke, load_app, sample, sink_of
+from tests.functional.helpers import ec2_writes, invoke, load_app, profiles_app, running, sample, sink_of
 
 BOUNDARY_NAME = "rolewarden-boundary"
 
 
 @pytest.fixture
 def app(aws: Any, write_config: Any) -> Any:
-    write_config()
-    return load_app("instance_profiles")
+    return profiles_app(write_config)
 
 
 @pytest.fixture
@@ -50,19 +49,8 @@ def profiles(aws: Any) -> dict[str, str]:
     return found
 
 
-def running(instance_id: str, time: str | None = None) -> dict[str, Any]:
-    event = w.state_change_event(instance_id, "running")
-    if time is not None:
-        event["time"] = time
-    return event
-
-
 def now_iso() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def ec2_writes(counter: Any) -> dict[str, int]:
-    return {k: v for k, v in counter.writes().items() if k.startswith("ec2:")}
 
 
 # -- the tag guard -----------------------------------------------------------------------------------

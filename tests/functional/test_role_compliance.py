@@ -15,34 +15,23 @@ import boto3
 import pytest
 
 from rwlocal import world as w
+from rwlocal.configs import config_yaml
 from rwlocal.scenes.compliance import ADMIN_ARN
 from rwlocal.server import ACCOUNT_ID, LocalAws
 from rwlocal.world import ensure_aws_managed_policy
-from tests.functional.helpers import invoke, load_app, sample, sink_of
+from tests.functional.helpers import compliance_app, iam, invoke, load_app, sample, sink_of
 
 ROLE = "web-server"
 PATH = "/rolewarden/"
 GRANT_ARN = f"arn:aws:iam::{ACCOUNT_ID}:policy/rolewarden/rolewarden-grants-{ROLE}"
 ADMIN_DOC = w.ADMIN_DOCUMENT
 LOOSE_TRUST = w.LOOSE_TRUST
-COMPLIANCE = """
-version: 1
-managed_path: /rolewarden/
-compliance:
-  protected_roles: [break-glass]
-"""
-
-
-def iam() -> Any:
-    return boto3.client("iam")
+COMPLIANCE = config_yaml(compliance={"protected_roles": ["break-glass"]})
 
 
 @pytest.fixture
 def app(aws: LocalAws) -> Any:
-    from rolewarden.aws import iam_snapshot
-
-    iam_snapshot.clear_caches()
-    return load_app("role_compliance")
+    return compliance_app()
 
 
 @pytest.fixture
