@@ -129,7 +129,7 @@ def test_importing_a_handler_as_lambda_loads_only_what_every_invocation_needs(ap
 FIRST_INVOCATION = {
     "bucket_grants": (
         "rolewarden.capabilities.grants",
-        ("rolewarden.decide.compliance", "rolewarden.decide.escalation_paths"),
+        ("rolewarden.decide.compliance", "rolewarden.decide.escalation"),
     ),
     "instance_profiles": ("rolewarden.capabilities.profiles", ()),
     "role_compliance": ("rolewarden.capabilities.compliance", ()),
