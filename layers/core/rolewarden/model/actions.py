@@ -20,6 +20,9 @@ class Action:
     capability: ClassVar[str] = ""
     verb: ClassVar[str] = ""
     allowed_in_dry_run: ClassVar[bool] = False
+    #: What ``describe`` says: a template naming the action's fields and properties (``{policy_name}``; a
+    #: tuple reads as a list). Empty: the verb and the resource.
+    summary: ClassVar[str] = ""
 
     @property
     def resource(self) -> str:  # pragma: no cover - every subclass overrides
@@ -33,10 +36,21 @@ class Action:
         return None
 
     def describe(self) -> str:
-        return f"{self.verb} {self.resource}"
+        return self.summary.format_map(_Fields(self)) if self.summary else f"{self.verb} {self.resource}"
 
     def as_dict(self) -> dict[str, Any]:
         return {"action": self.verb, "capability": self.capability, "resource": self.resource, **asdict(self)}
+
+
+class _Fields:
+    """An action's fields and properties by name, for ``summary`` templates."""
+
+    def __init__(self, action: Action) -> None:
+        self._action = action
+
+    def __getitem__(self, name: str) -> object:
+        value = getattr(self._action, name)
+        return list(value) if isinstance(value, tuple) else value
 
 
 @dataclass

@@ -66,14 +66,15 @@ class RoleAction(Action):
     def resource(self) -> str:
         return f"role/{self.role_name}"
 
+    def describe(self) -> str:
+        return f"{super().describe()} ({', '.join(self.rules)})"
+
 
 @dataclass(frozen=True)
 class DetachManagedPolicy(RoleAction):
     verb: ClassVar[str] = "detach-policy"
+    summary: ClassVar[str] = "detach {policy_arn} from role {role_name}"
     policy_arn: str
-
-    def describe(self) -> str:
-        return f"detach {self.policy_arn} from role {self.role_name} ({', '.join(self.rules)})"
 
 
 @dataclass(frozen=True)
@@ -81,44 +82,33 @@ class RewriteInlinePolicy(RoleAction):
     """PutRolePolicy with the kept statements, if the policy still is what was read (``expected``)."""
 
     verb: ClassVar[str] = "rewrite-inline-policy"
+    summary: ClassVar[str] = "remove statement(s) {removed} from inline policy {policy_name} of role {role_name}"
     policy_name: str
     document: str  # canonical JSON of the new document
     expected: str  # canonical JSON of the document read
     removed: tuple[int, ...]
 
-    def describe(self) -> str:
-        return (
-            f"remove statement(s) {list(self.removed)} from inline policy {self.policy_name} of role "
-            f"{self.role_name} ({', '.join(self.rules)})"
-        )
-
 
 @dataclass(frozen=True)
 class DeleteInlinePolicy(RoleAction):
     verb: ClassVar[str] = "delete-inline-policy"
+    summary: ClassVar[str] = "delete inline policy {policy_name} of role {role_name}"
     policy_name: str
     expected: str  # canonical JSON of the document read
-
-    def describe(self) -> str:
-        return f"delete inline policy {self.policy_name} of role {self.role_name} ({', '.join(self.rules)})"
 
 
 @dataclass(frozen=True)
 class ReplaceTrustPolicy(RoleAction):
     verb: ClassVar[str] = "replace-trust-policy"
+    summary: ClassVar[str] = "replace the trust policy of role {role_name} with the EC2-only one"
     document: str
-
-    def describe(self) -> str:
-        return f"replace the trust policy of role {self.role_name} with the EC2-only one ({', '.join(self.rules)})"
 
 
 @dataclass(frozen=True)
 class PutBoundary(RoleAction):
     verb: ClassVar[str] = "put-boundary"
+    summary: ClassVar[str] = "put permissions boundary {boundary_arn} on role {role_name}"
     boundary_arn: str
-
-    def describe(self) -> str:
-        return f"put permissions boundary {self.boundary_arn} on role {self.role_name} ({', '.join(self.rules)})"
 
 
 @dataclass(frozen=True)
@@ -126,14 +116,9 @@ class CreateInstanceProfile(RoleAction):
     """CreateInstanceProfile (name and path of the role) + AddRoleToInstanceProfile."""
 
     verb: ClassVar[str] = "create-instance-profile"
+    summary: ClassVar[str] = "create instance profile {profile_path}{profile_name} holding role {role_name}"
     profile_name: str
     profile_path: str
-
-    def describe(self) -> str:
-        return (
-            f"create instance profile {self.profile_path}{self.profile_name} holding role {self.role_name} "
-            f"({', '.join(self.rules)})"
-        )
 
 
 @dataclass(frozen=True)
@@ -142,12 +127,10 @@ class PutInlinePolicy(RoleAction):
     empty: absent)."""
 
     verb: ClassVar[str] = "put-inline-policy"
+    summary: ClassVar[str] = "put inline policy {policy_name} on role {role_name}"
     policy_name: str
     document: str  # canonical JSON
     expected: str
-
-    def describe(self) -> str:
-        return f"put inline policy {self.policy_name} on role {self.role_name} ({', '.join(self.rules)})"
 
 
 REMEDIATION_ACTIONS: tuple[type[RoleAction], ...] = (
