@@ -8,14 +8,17 @@ check scope and record it.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, dataclass_transform
 
 from rolewarden.model.targets import Target
 
 
+@dataclass_transform(frozen_default=True)
 @dataclass(frozen=True)
 class Action:
-    """Base class. ``capability`` and ``verb`` are class-level; fields are the parameters."""
+    """Base class. ``capability``, ``verb`` and ``summary`` are class-level; fields are the parameters. Every
+    subclass is a frozen dataclass, declared in one line with its verb and summary:
+    ``class DetachGrantPolicy(GrantAction, verb="detach-grant-policy", summary="detach {policy_name} ..."):``."""
 
     capability: ClassVar[str] = ""
     verb: ClassVar[str] = ""
@@ -23,6 +26,14 @@ class Action:
     #: What ``describe`` says: a template naming the action's fields and properties (``{policy_name}``; a
     #: tuple reads as a list). Empty: the verb and the resource.
     summary: ClassVar[str] = ""
+
+    def __init_subclass__(cls, verb: str = "", summary: str = "", **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if verb:
+            cls.verb = verb
+        if summary:
+            cls.summary = summary
+        dataclass(frozen=True)(cls)
 
     @property
     def resource(self) -> str:  # pragma: no cover - every subclass overrides

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from rolewarden.model.actions import Action
@@ -52,7 +51,6 @@ def single_version_policy(arn: str, document: Mapping[str, Any], version: str = 
     return ManagedPolicy(arn, name, path, version, versions=(PolicyVersion(version, True, document),))
 
 
-@dataclass(frozen=True)
 class RoleAction(Action):
     """Base of the remediation actions: every one names a role and the scope it must be under."""
 
@@ -70,64 +68,61 @@ class RoleAction(Action):
         return f"{super().describe()} ({', '.join(self.rules)})"
 
 
-@dataclass(frozen=True)
-class DetachManagedPolicy(RoleAction):
-    verb: ClassVar[str] = "detach-policy"
-    summary: ClassVar[str] = "detach {policy_arn} from role {role_name}"
+class DetachManagedPolicy(RoleAction, verb="detach-policy", summary="detach {policy_arn} from role {role_name}"):
     policy_arn: str
 
 
-@dataclass(frozen=True)
-class RewriteInlinePolicy(RoleAction):
+class RewriteInlinePolicy(
+    RoleAction,
+    verb="rewrite-inline-policy",
+    summary="remove statement(s) {removed} from inline policy {policy_name} of role {role_name}",
+):
     """PutRolePolicy with the kept statements, if the policy still is what was read (``expected``)."""
 
-    verb: ClassVar[str] = "rewrite-inline-policy"
-    summary: ClassVar[str] = "remove statement(s) {removed} from inline policy {policy_name} of role {role_name}"
     policy_name: str
     document: str  # canonical JSON of the new document
     expected: str  # canonical JSON of the document read
     removed: tuple[int, ...]
 
 
-@dataclass(frozen=True)
-class DeleteInlinePolicy(RoleAction):
-    verb: ClassVar[str] = "delete-inline-policy"
-    summary: ClassVar[str] = "delete inline policy {policy_name} of role {role_name}"
+class DeleteInlinePolicy(
+    RoleAction, verb="delete-inline-policy", summary="delete inline policy {policy_name} of role {role_name}"
+):
     policy_name: str
     expected: str  # canonical JSON of the document read
 
 
-@dataclass(frozen=True)
-class ReplaceTrustPolicy(RoleAction):
-    verb: ClassVar[str] = "replace-trust-policy"
-    summary: ClassVar[str] = "replace the trust policy of role {role_name} with the EC2-only one"
+class ReplaceTrustPolicy(
+    RoleAction,
+    verb="replace-trust-policy",
+    summary="replace the trust policy of role {role_name} with the EC2-only one",
+):
     document: str
 
 
-@dataclass(frozen=True)
-class PutBoundary(RoleAction):
-    verb: ClassVar[str] = "put-boundary"
-    summary: ClassVar[str] = "put permissions boundary {boundary_arn} on role {role_name}"
+class PutBoundary(
+    RoleAction, verb="put-boundary", summary="put permissions boundary {boundary_arn} on role {role_name}"
+):
     boundary_arn: str
 
 
-@dataclass(frozen=True)
-class CreateInstanceProfile(RoleAction):
+class CreateInstanceProfile(
+    RoleAction,
+    verb="create-instance-profile",
+    summary="create instance profile {profile_path}{profile_name} holding role {role_name}",
+):
     """CreateInstanceProfile (name and path of the role) + AddRoleToInstanceProfile."""
 
-    verb: ClassVar[str] = "create-instance-profile"
-    summary: ClassVar[str] = "create instance profile {profile_path}{profile_name} holding role {role_name}"
     profile_name: str
     profile_path: str
 
 
-@dataclass(frozen=True)
-class PutInlinePolicy(RoleAction):
+class PutInlinePolicy(
+    RoleAction, verb="put-inline-policy", summary="put inline policy {policy_name} on role {role_name}"
+):
     """PutRolePolicy of an inline policy RoleWarden owns, if it still is what was read (``expected``,
     empty: absent)."""
 
-    verb: ClassVar[str] = "put-inline-policy"
-    summary: ClassVar[str] = "put inline policy {policy_name} on role {role_name}"
     policy_name: str
     document: str  # canonical JSON
     expected: str

@@ -75,7 +75,6 @@ class RoleRecord:
 
 
 # -- actions ------------------------------------------------------------------------------------
-@dataclass(frozen=True)
 class GrantAction(Action):
     capability: ClassVar[str] = CAPABILITY
     role: str
@@ -88,27 +87,29 @@ class GrantAction(Action):
         return self.policy_arn
 
 
-@dataclass(frozen=True)
-class CreateGrantPolicy(GrantAction):
+class CreateGrantPolicy(
+    GrantAction,
+    verb="create-grant-policy",
+    summary="create {policy_name} (v1, document {document_hash}) and attach it to role {role}",
+):
     """CreatePolicy (version v1 is the default) and AttachRolePolicy to the role."""
 
-    verb: ClassVar[str] = "create-grant-policy"
-    summary: ClassVar[str] = "create {policy_name} (v1, document {document_hash}) and attach it to role {role}"
     role_path: str
     document: str
     description: str
     document_hash: str
 
 
-@dataclass(frozen=True)
-class RotateGrantPolicy(GrantAction):
-    """CreatePolicyVersion as default; first DeleteVersion of the oldest non-default when 5 exist."""
-
-    verb: ClassVar[str] = "rotate-grant-policy"
-    summary: ClassVar[str] = (
+class RotateGrantPolicy(
+    GrantAction,
+    verb="rotate-grant-policy",
+    summary=(
         "rotate {policy_name} of role {role} to a new default version "
         "(document {document_hash}, replacing {previous_version}{pruned})"
-    )
+    ),
+):
+    """CreatePolicyVersion as default; first DeleteVersion of the oldest non-default when 5 exist."""
+
     document: str
     document_hash: str
     previous_version: str
@@ -119,40 +120,36 @@ class RotateGrantPolicy(GrantAction):
         return f", deleting {self.delete_version} first" if self.delete_version else ""
 
 
-@dataclass(frozen=True)
-class RestoreGrantVersion(GrantAction):
+class RestoreGrantVersion(
+    GrantAction,
+    verb="restore-grant-version",
+    summary="restore {policy_name} of role {role} to {version_id} (default was {previous_version})",
+):
     """SetDefaultPolicyVersion back to the newest version, which already holds the desired document."""
 
-    verb: ClassVar[str] = "restore-grant-version"
-    summary: ClassVar[str] = "restore {policy_name} of role {role} to {version_id} (default was {previous_version})"
     version_id: str
     previous_version: str
     document_hash: str
 
 
-@dataclass(frozen=True)
-class AttachGrantPolicy(GrantAction):
-    verb: ClassVar[str] = "attach-grant-policy"
-    summary: ClassVar[str] = "attach {policy_name} to role {role}"
+class AttachGrantPolicy(GrantAction, verb="attach-grant-policy", summary="attach {policy_name} to role {role}"):
     role_path: str
 
 
-@dataclass(frozen=True)
-class DetachGrantPolicy(GrantAction):
+class DetachGrantPolicy(
+    GrantAction, verb="detach-grant-policy", summary="detach {policy_name} (role {role}'s grants) from role {from_role}"
+):
     """Detach a role's generated policy from another managed role it was attached to by hand."""
 
-    verb: ClassVar[str] = "detach-grant-policy"
-    summary: ClassVar[str] = "detach {policy_name} (role {role}'s grants) from role {from_role}"
     from_role: str
     from_role_path: str
 
 
-@dataclass(frozen=True)
-class DeleteGrantPolicy(GrantAction):
+class DeleteGrantPolicy(
+    GrantAction, verb="delete-grant-policy", summary="delete {policy_name} of role {role} (detach from {detach_from})"
+):
     """Detach from every managed role, delete the non-default versions, then the policy."""
 
-    verb: ClassVar[str] = "delete-grant-policy"
-    summary: ClassVar[str] = "delete {policy_name} of role {role} (detach from {detach_from})"
     detach_from: tuple[str, ...]
     delete_versions: tuple[str, ...]
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import ClassVar
 
 from rolewarden.model.actions import Action
@@ -12,7 +11,6 @@ from rolewarden.model.targets import Target
 CAPABILITY = "instance_profiles"
 
 
-@dataclass(frozen=True)
 class InstanceAction(Action):
     """An action on one instance: the instance is its resource and the target a reconcile re-reads."""
 
@@ -28,15 +26,11 @@ class InstanceAction(Action):
         return Target("instance", self.instance_id)
 
 
-@dataclass(frozen=True)
-class AssociateProfile(InstanceAction):
-    verb: ClassVar[str] = "associate"
-    summary: ClassVar[str] = "associate {profile_name} with {instance_id}"
+class AssociateProfile(InstanceAction, verb="associate", summary="associate {profile_name} with {instance_id}"):
     profile_name: str
     profile_arn: str
 
 
-@dataclass(frozen=True)
 class _SwapProfile(InstanceAction):
     """Swap the profile of an association for another (the previous one is named for the log)."""
 
@@ -50,35 +44,35 @@ class _SwapProfile(InstanceAction):
         return self.previous_arn.rsplit("/", 1)[-1]
 
 
-@dataclass(frozen=True)
-class ReplaceProfile(_SwapProfile):
-    verb: ClassVar[str] = "replace"
-    summary: ClassVar[str] = "replace {previous_name} with {profile_name} on {instance_id}"
+class ReplaceProfile(
+    _SwapProfile, verb="replace", summary="replace {previous_name} with {profile_name} on {instance_id}"
+):
+    """Running instance: ReplaceIamInstanceProfileAssociation."""
 
 
-@dataclass(frozen=True)
-class ReassociateProfile(_SwapProfile):
+class ReassociateProfile(
+    _SwapProfile,
+    verb="reassociate",
+    summary="disassociate {previous_name} and associate {profile_name} on stopped {instance_id}",
+):
     """Stopped instance: EC2 refuses Replace there, so disassociate and then associate."""
 
-    verb: ClassVar[str] = "reassociate"
-    summary: ClassVar[str] = "disassociate {previous_name} and associate {profile_name} on stopped {instance_id}"
 
-
-@dataclass(frozen=True)
-class SetMetadataOptions(InstanceAction):
-    """ModifyInstanceMetadataOptions: IMDSv2 only (HttpTokens required) with the configured hop limit."""
-
-    verb: ClassVar[str] = "require-imdsv2"
-    summary: ClassVar[str] = (
+class SetMetadataOptions(
+    InstanceAction,
+    verb="require-imdsv2",
+    summary=(
         "require IMDSv2 with hop limit {hop_limit} on {instance_id} "
         "(was HttpTokens {previous_tokens}, hop limit {previous_hop_limit})"
-    )
+    ),
+):
+    """ModifyInstanceMetadataOptions: IMDSv2 only (HttpTokens required) with the configured hop limit."""
+
     hop_limit: int
     previous_tokens: str
     previous_hop_limit: int
 
 
-@dataclass(frozen=True)
 class _HookAction(InstanceAction):
     """An answer to an instance's launch lifecycle hook. Releasing or keeping a hook changes no permission;
     withholding it in dry run would stall scale-outs."""
@@ -89,16 +83,17 @@ class _HookAction(InstanceAction):
     token: str
 
 
-@dataclass(frozen=True)
-class CompleteLifecycle(_HookAction):
-    verb: ClassVar[str] = "complete-lifecycle"
-    summary: ClassVar[str] = "complete lifecycle hook {hook} of {group} for {instance_id} with {result}"
+class CompleteLifecycle(
+    _HookAction,
+    verb="complete-lifecycle",
+    summary="complete lifecycle hook {hook} of {group} for {instance_id} with {result}",
+):
     result: str = "CONTINUE"
 
 
-@dataclass(frozen=True)
-class HeartbeatLifecycle(_HookAction):
+class HeartbeatLifecycle(
+    _HookAction,
+    verb="heartbeat-lifecycle",
+    summary="record a heartbeat on lifecycle hook {hook} of {group} for {instance_id}",
+):
     """RecordLifecycleActionHeartbeat: keep a launch hook waiting while its instance is retried."""
-
-    verb: ClassVar[str] = "heartbeat-lifecycle"
-    summary: ClassVar[str] = "record a heartbeat on lifecycle hook {hook} of {group} for {instance_id}"
