@@ -8,16 +8,15 @@ check scope and record it.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, ClassVar, dataclass_transform
+from typing import Any, ClassVar
 
 from rolewarden.model.targets import Target
 
 
-@dataclass_transform(frozen_default=True)
 @dataclass(frozen=True)
 class Action:
-    """Base class. ``capability``, ``verb`` and ``summary`` are class-level; fields are the parameters. Every
-    subclass is a frozen dataclass, declared in one line with its verb and summary:
+    """Base class. ``capability``, ``verb`` and ``summary`` are class-level; fields are the parameters. A
+    subclass (a frozen dataclass) names its verb and summary as class arguments:
     ``class DetachGrantPolicy(GrantAction, verb="detach-grant-policy", summary="detach {policy_name} ..."):``."""
 
     capability: ClassVar[str] = ""
@@ -33,7 +32,6 @@ class Action:
             cls.verb = verb
         if summary:
             cls.summary = summary
-        dataclass(frozen=True)(cls)
 
     @property
     def resource(self) -> str:  # pragma: no cover - every subclass overrides

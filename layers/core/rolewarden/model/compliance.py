@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from rolewarden.model.actions import Action
@@ -51,6 +52,7 @@ def single_version_policy(arn: str, document: Mapping[str, Any], version: str = 
     return ManagedPolicy(arn, name, path, version, versions=(PolicyVersion(version, True, document),))
 
 
+@dataclass(frozen=True)
 class RoleAction(Action):
     """Base of the remediation actions: every one names a role and the scope it must be under."""
 
@@ -68,10 +70,12 @@ class RoleAction(Action):
         return f"{super().describe()} ({', '.join(self.rules)})"
 
 
+@dataclass(frozen=True)
 class DetachManagedPolicy(RoleAction, verb="detach-policy", summary="detach {policy_arn} from role {role_name}"):
     policy_arn: str
 
 
+@dataclass(frozen=True)
 class RewriteInlinePolicy(
     RoleAction,
     verb="rewrite-inline-policy",
@@ -85,6 +89,7 @@ class RewriteInlinePolicy(
     removed: tuple[int, ...]
 
 
+@dataclass(frozen=True)
 class DeleteInlinePolicy(
     RoleAction, verb="delete-inline-policy", summary="delete inline policy {policy_name} of role {role_name}"
 ):
@@ -92,6 +97,7 @@ class DeleteInlinePolicy(
     expected: str  # canonical JSON of the document read
 
 
+@dataclass(frozen=True)
 class ReplaceTrustPolicy(
     RoleAction,
     verb="replace-trust-policy",
@@ -100,12 +106,14 @@ class ReplaceTrustPolicy(
     document: str
 
 
+@dataclass(frozen=True)
 class PutBoundary(
     RoleAction, verb="put-boundary", summary="put permissions boundary {boundary_arn} on role {role_name}"
 ):
     boundary_arn: str
 
 
+@dataclass(frozen=True)
 class CreateInstanceProfile(
     RoleAction,
     verb="create-instance-profile",
@@ -117,6 +125,7 @@ class CreateInstanceProfile(
     profile_path: str
 
 
+@dataclass(frozen=True)
 class PutInlinePolicy(
     RoleAction, verb="put-inline-policy", summary="put inline policy {policy_name} on role {role_name}"
 ):

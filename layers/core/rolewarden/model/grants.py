@@ -75,6 +75,7 @@ class RoleRecord:
 
 
 # -- actions ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
 class GrantAction(Action):
     capability: ClassVar[str] = CAPABILITY
     role: str
@@ -87,6 +88,7 @@ class GrantAction(Action):
         return self.policy_arn
 
 
+@dataclass(frozen=True)
 class CreateGrantPolicy(
     GrantAction,
     verb="create-grant-policy",
@@ -100,6 +102,7 @@ class CreateGrantPolicy(
     document_hash: str
 
 
+@dataclass(frozen=True)
 class RotateGrantPolicy(
     GrantAction,
     verb="rotate-grant-policy",
@@ -120,6 +123,7 @@ class RotateGrantPolicy(
         return f", deleting {self.delete_version} first" if self.delete_version else ""
 
 
+@dataclass(frozen=True)
 class RestoreGrantVersion(
     GrantAction,
     verb="restore-grant-version",
@@ -132,10 +136,12 @@ class RestoreGrantVersion(
     document_hash: str
 
 
+@dataclass(frozen=True)
 class AttachGrantPolicy(GrantAction, verb="attach-grant-policy", summary="attach {policy_name} to role {role}"):
     role_path: str
 
 
+@dataclass(frozen=True)
 class DetachGrantPolicy(
     GrantAction, verb="detach-grant-policy", summary="detach {policy_name} (role {role}'s grants) from role {from_role}"
 ):
@@ -145,6 +151,7 @@ class DetachGrantPolicy(
     from_role_path: str
 
 
+@dataclass(frozen=True)
 class DeleteGrantPolicy(
     GrantAction, verb="delete-grant-policy", summary="delete {policy_name} of role {role} (detach from {detach_from})"
 ):

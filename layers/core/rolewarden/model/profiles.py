@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import ClassVar
 
 from rolewarden.model.actions import Action
@@ -11,6 +12,7 @@ from rolewarden.model.targets import Target
 CAPABILITY = "instance_profiles"
 
 
+@dataclass(frozen=True)
 class InstanceAction(Action):
     """An action on one instance: the instance is its resource and the target a reconcile re-reads."""
 
@@ -26,11 +28,13 @@ class InstanceAction(Action):
         return Target("instance", self.instance_id)
 
 
+@dataclass(frozen=True)
 class AssociateProfile(InstanceAction, verb="associate", summary="associate {profile_name} with {instance_id}"):
     profile_name: str
     profile_arn: str
 
 
+@dataclass(frozen=True)
 class _SwapProfile(InstanceAction):
     """Swap the profile of an association for another (the previous one is named for the log)."""
 
@@ -44,12 +48,14 @@ class _SwapProfile(InstanceAction):
         return self.previous_arn.rsplit("/", 1)[-1]
 
 
+@dataclass(frozen=True)
 class ReplaceProfile(
     _SwapProfile, verb="replace", summary="replace {previous_name} with {profile_name} on {instance_id}"
 ):
     """Running instance: ReplaceIamInstanceProfileAssociation."""
 
 
+@dataclass(frozen=True)
 class ReassociateProfile(
     _SwapProfile,
     verb="reassociate",
@@ -58,6 +64,7 @@ class ReassociateProfile(
     """Stopped instance: EC2 refuses Replace there, so disassociate and then associate."""
 
 
+@dataclass(frozen=True)
 class SetMetadataOptions(
     InstanceAction,
     verb="require-imdsv2",
@@ -73,6 +80,7 @@ class SetMetadataOptions(
     previous_hop_limit: int
 
 
+@dataclass(frozen=True)
 class _HookAction(InstanceAction):
     """An answer to an instance's launch lifecycle hook. Releasing or keeping a hook changes no permission;
     withholding it in dry run would stall scale-outs."""
@@ -83,6 +91,7 @@ class _HookAction(InstanceAction):
     token: str
 
 
+@dataclass(frozen=True)
 class CompleteLifecycle(
     _HookAction,
     verb="complete-lifecycle",
@@ -91,6 +100,7 @@ class CompleteLifecycle(
     result: str = "CONTINUE"
 
 
+@dataclass(frozen=True)
 class HeartbeatLifecycle(
     _HookAction,
     verb="heartbeat-lifecycle",
