@@ -115,24 +115,18 @@ class Handler:
                 )
                 sink.metric("MalformedEvents")
                 outcome = Outcome("dead", f"malformed: {record.error}")
-            elif record.self_caused:
+            elif record.self_caused or not record.targets:
                 sink.log(
                     "INFO",
-                    "ignored an event caused by RoleWarden itself",
+                    "ignored an event caused by RoleWarden itself"
+                    if record.self_caused
+                    else "event concerns nothing RoleWarden manages",
                     message_id=record.message_id,
                     event_id=record.event_id,
                     capability=self.capability,
                 )
-                sink.metric("SelfCausedEventsIgnored")
-                outcome = Outcome()
-            elif not record.targets:
-                sink.log(
-                    "INFO",
-                    "event concerns nothing RoleWarden manages",
-                    message_id=record.message_id,
-                    event_id=record.event_id,
-                    capability=self.capability,
-                )
+                if record.self_caused:
+                    sink.metric("SelfCausedEventsIgnored")
                 outcome = Outcome()
             else:
                 outcome = Outcome.worst(
@@ -274,13 +268,8 @@ class Handler:
                 sqs.send(sweep_queue, follow.body())
             except Exception as exc:  # noqa: BLE001 - the part is not recorded as done, and is retried
                 return Outcome("retry", f"could not queue the continuation of sweep {record.event_id}: {exc}")
-            sink.log(
-                "INFO",
-                f"sweep {record.event_id} part {part} spent its budget; part {part + 1} queued",
-                capability=self.capability,
-                sweep_id=record.event_id,
-                part=part,
-            )
+            queued = f"sweep {record.event_id} part {part} spent its budget; part {part + 1} queued"
+            sink.log("INFO", queued, capability=self.capability, sweep_id=record.event_id, part=part)
             sink.metric("SweepContinued")
             return outcome
 

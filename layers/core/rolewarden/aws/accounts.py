@@ -41,13 +41,9 @@ class AccountUnavailable(PermanentError):
         self.role_arn = role_arn
 
     def finding(self, capability: str) -> Finding:
-        return Finding(
-            capability,
-            f"account/{self.account}",
-            UNAVAILABLE_RULE,
-            f"account {self.account} is unavailable: {self}; deploy member.yaml there (or exclude the account)",
-            severity="ERROR",
-            details={"account": self.account, "role": self.role_arn, "code": self.code},
+        why = f"account {self.account} is unavailable: {self}; deploy member.yaml there (or exclude the account)"
+        return Finding.on_account(
+            capability, self.account, UNAVAILABLE_RULE, why, "ERROR", role=self.role_arn, code=self.code
         )
 
 

@@ -18,7 +18,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from rolewarden.aws.clients import client
-from rolewarden.aws.errors import classify, code_of
+from rolewarden.aws.errors import CONDITION_FAILED, classify, code_of, or_none
 from rolewarden.errors import RetryableError
 from rolewarden.model.breaker import Trip, Window
 
@@ -40,37 +40,34 @@ def _key(sk: str) -> dict[str, Any]:
     return {"pk": {"S": PK}, "sk": {"S": sk}}
 
 
+#: The attributes every write of a window item sets besides its own (names, then values).
+_WINDOW_NAMES = {"#exp": "expiration", "#start": "window_start", "#end": "window_end"}
+
+
+def _window_values(window: Window) -> dict[str, Any]:
+    return {
+        ":exp": {"N": str(window.expiry())},
+        ":start": {"N": str(window.start)},
+        ":end": {"N": str(window.end)},
+    }
+
+
 def take_slot(table: str, window: Window, limit: int) -> bool:
     """Atomically count one remediation in ``window``; False (nothing counted) when the window is full or
     closed by a trip."""
-    try:
-        client("dynamodb").update_item(
+    taken = or_none(
+        lambda: client("dynamodb").update_item(
             TableName=table,
             Key=_key(window.key),
             UpdateExpression="ADD #n :one SET #exp = :exp, #start = :start, #end = :end",
             ConditionExpression="(attribute_not_exists(#n) OR #n < :limit) AND attribute_not_exists(#closed)",
-            ExpressionAttributeNames={
-                "#n": "n",
-                "#exp": "expiration",
-                "#start": "window_start",
-                "#end": "window_end",
-                "#closed": "closed",
-            },
-            ExpressionAttributeValues={
-                ":one": {"N": "1"},
-                ":limit": {"N": str(limit)},
-                ":exp": {"N": str(window.expiry())},
-                ":start": {"N": str(window.start)},
-                ":end": {"N": str(window.end)},
-            },
-        )
-    except ClientError as exc:
-        if code_of(exc) == "ConditionalCheckFailedException":
-            return False
-        raise _fail(exc, "taking a circuit-breaker slot (dynamodb:UpdateItem)") from exc
-    except BotoCoreError as exc:
-        raise _fail(exc, "taking a circuit-breaker slot (dynamodb:UpdateItem)") from exc
-    return True
+            ExpressionAttributeNames={"#n": "n", **_WINDOW_NAMES, "#closed": "closed"},
+            ExpressionAttributeValues={":one": {"N": "1"}, ":limit": {"N": str(limit)}, **_window_values(window)},
+        ),
+        CONDITION_FAILED,
+        lambda exc: _fail(exc, "taking a circuit-breaker slot (dynamodb:UpdateItem)"),
+    )
+    return taken is not None
 
 
 def close_window(table: str, window: Window) -> None:
@@ -80,18 +77,8 @@ def close_window(table: str, window: Window) -> None:
             TableName=table,
             Key=_key(window.key),
             UpdateExpression="SET #closed = :true, #exp = :exp, #start = :start, #end = :end",
-            ExpressionAttributeNames={
-                "#closed": "closed",
-                "#exp": "expiration",
-                "#start": "window_start",
-                "#end": "window_end",
-            },
-            ExpressionAttributeValues={
-                ":true": {"BOOL": True},
-                ":exp": {"N": str(window.expiry())},
-                ":start": {"N": str(window.start)},
-                ":end": {"N": str(window.end)},
-            },
+            ExpressionAttributeNames={"#closed": "closed", **_WINDOW_NAMES},
+            ExpressionAttributeValues={":true": {"BOOL": True}, **_window_values(window)},
         )
     except (ClientError, BotoCoreError) as exc:
         raise _fail(exc, "closing the circuit-breaker window (dynamodb:UpdateItem)") from exc
@@ -123,8 +110,8 @@ def read_trip(table: str) -> Trip | None:
 def put_trip(table: str, trip: Trip) -> bool:
     """Set the flag unless one is already in force. True: this call tripped the breaker (and raises its
     finding); False: another container had tripped it first."""
-    try:
-        client("dynamodb").put_item(
+    tripped = or_none(
+        lambda: client("dynamodb").put_item(
             TableName=table,
             Item={
                 **_key(TRIPPED_SK),
@@ -135,14 +122,11 @@ def put_trip(table: str, trip: Trip) -> bool:
             ConditionExpression="attribute_not_exists(pk) OR #until <= :now",
             ExpressionAttributeNames={"#until": "until"},
             ExpressionAttributeValues={":now": {"N": repr(trip.tripped_at)}},
-        )
-    except ClientError as exc:
-        if code_of(exc) == "ConditionalCheckFailedException":
-            return False
-        raise _fail(exc, "setting the circuit-breaker flag (dynamodb:PutItem)") from exc
-    except BotoCoreError as exc:
-        raise _fail(exc, "setting the circuit-breaker flag (dynamodb:PutItem)") from exc
-    return True
+        ),
+        CONDITION_FAILED,
+        lambda exc: _fail(exc, "setting the circuit-breaker flag (dynamodb:PutItem)"),
+    )
+    return tripped is not None
 
 
 def reset(table: str, window: Window) -> tuple[Trip | None, int]:
@@ -154,19 +138,8 @@ def reset(table: str, window: Window) -> tuple[Trip | None, int]:
             TableName=table,
             Key=_key(window.key),
             UpdateExpression="SET #n = :zero, #exp = :exp, #start = :start, #end = :end REMOVE #closed",
-            ExpressionAttributeNames={
-                "#n": "n",
-                "#closed": "closed",
-                "#exp": "expiration",
-                "#start": "window_start",
-                "#end": "window_end",
-            },
-            ExpressionAttributeValues={
-                ":zero": {"N": "0"},
-                ":exp": {"N": str(window.expiry())},
-                ":start": {"N": str(window.start)},
-                ":end": {"N": str(window.end)},
-            },
+            ExpressionAttributeNames={"#n": "n", "#closed": "closed", **_WINDOW_NAMES},
+            ExpressionAttributeValues={":zero": {"N": "0"}, **_window_values(window)},
             ReturnValues="UPDATED_OLD",
         ).get("Attributes", {})
     except (ClientError, BotoCoreError) as exc:

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, HTTPClientError
@@ -85,3 +85,21 @@ def classify(error: Exception, what: str) -> Exception:
     if isinstance(error, (ConnectionError, HTTPClientError, BotoCoreError)):
         return RetryableError(f"{what} failed: {type(error).__name__}: {error}", type(error).__name__)
     return error
+
+
+#: DynamoDB's answer to a write whose condition does not hold.
+CONDITION_FAILED = "ConditionalCheckFailedException"
+
+
+def or_none[T](call: Callable[[], T], absent: str, fail: str | Callable[[Exception], Exception]) -> T | None:
+    """``call()``, or None when AWS answers with the error code ``absent`` (``NoSuchEntity``: nothing to read;
+    ``ConditionalCheckFailedException``: a condition said no). Any other failure is raised as ``fail(exc)``,
+    or classified as a failure of ``fail`` when that is a text."""
+    try:
+        return call()
+    except ClientError as exc:
+        if code_of(exc) == absent:
+            return None
+        raise (classify(exc, fail) if isinstance(fail, str) else fail(exc)) from exc
+    except BotoCoreError as exc:
+        raise (classify(exc, fail) if isinstance(fail, str) else fail(exc)) from exc

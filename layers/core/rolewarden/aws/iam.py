@@ -3,11 +3,9 @@ policies the tag guard judges (through the one IAM reader, ``rolewarden.aws.iam_
 
 from __future__ import annotations
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from rolewarden.aws import iam_snapshot
 from rolewarden.aws.clients import client
-from rolewarden.aws.errors import classify, code_of
+from rolewarden.aws.errors import or_none
 from rolewarden.model.compliance import is_grant_policy
 from rolewarden.model.iam import ManagedPolicy, Role
 from rolewarden.model.instances import ProfileInfo
@@ -15,14 +13,13 @@ from rolewarden.model.instances import ProfileInfo
 
 def get_instance_profile(name: str) -> ProfileInfo | None:
     """The profile and its role, or None when IAM has no profile of that name (``guard`` not judged)."""
-    try:
-        raw = client("iam").get_instance_profile(InstanceProfileName=name)["InstanceProfile"]
-    except ClientError as exc:
-        if code_of(exc) == "NoSuchEntity":
-            return None
-        raise classify(exc, f"iam:GetInstanceProfile {name}") from exc
-    except BotoCoreError as exc:
-        raise classify(exc, f"iam:GetInstanceProfile {name}") from exc
+    raw = or_none(
+        lambda: client("iam").get_instance_profile(InstanceProfileName=name)["InstanceProfile"],
+        "NoSuchEntity",
+        f"iam:GetInstanceProfile {name}",
+    )
+    if raw is None:
+        return None
     roles = raw.get("Roles", [])
     return ProfileInfo(
         name=raw["InstanceProfileName"],

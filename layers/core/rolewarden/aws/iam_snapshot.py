@@ -23,7 +23,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from rolewarden.aws.clients import client
-from rolewarden.aws.errors import classify, code_of
+from rolewarden.aws.errors import classify, code_of, or_none
 from rolewarden.errors import PermanentError
 from rolewarden.model.documents import load_document
 from rolewarden.model.iam import AttachedPolicy, IamSnapshot, ManagedPolicy, PolicyVersion, Role
@@ -130,15 +130,8 @@ def read_account(filters: Sequence[str] = ACCOUNT_FILTERS) -> IamSnapshot:
 # ------------------------------------------------------------------ one role
 def get_role(name: str) -> Role | None:
     """GetRole only (path, trust, boundary): enough to decide whether the role is in scope."""
-    try:
-        raw = client("iam").get_role(RoleName=name)["Role"]
-    except ClientError as exc:
-        if code_of(exc) == "NoSuchEntity":
-            return None
-        raise classify(exc, f"iam:GetRole {name}") from exc
-    except BotoCoreError as exc:
-        raise classify(exc, f"iam:GetRole {name}") from exc
-    return _role(raw)
+    raw = or_none(lambda: client("iam").get_role(RoleName=name)["Role"], "NoSuchEntity", f"iam:GetRole {name}")
+    return None if raw is None else _role(raw)
 
 
 def complete_role(role: Role, with_profiles: bool = False) -> Role | None:
@@ -221,15 +214,10 @@ def read_policies(arns: Iterable[str]) -> dict[str, ManagedPolicy]:
 
 def roles_for_policy(arn: str, path_prefix: str) -> list[str] | None:
     """Names of the roles under ``path_prefix`` that have ``arn`` attached (None: no such policy)."""
-    names: list[str] = []
-    try:
+
+    def read() -> list[str]:
         paginator = client("iam").get_paginator("list_entities_for_policy")
-        for page in paginator.paginate(PolicyArn=arn, EntityFilter="Role", PathPrefix=path_prefix):
-            names.extend(r["RoleName"] for r in page.get("PolicyRoles", []))
-    except ClientError as exc:
-        if code_of(exc) == "NoSuchEntity":
-            return None
-        raise classify(exc, f"iam:ListEntitiesForPolicy {arn}") from exc
-    except BotoCoreError as exc:
-        raise classify(exc, f"iam:ListEntitiesForPolicy {arn}") from exc
-    return sorted(set(names))
+        pages = paginator.paginate(PolicyArn=arn, EntityFilter="Role", PathPrefix=path_prefix)
+        return sorted({r["RoleName"] for page in pages for r in page.get("PolicyRoles", [])})
+
+    return or_none(read, "NoSuchEntity", f"iam:ListEntitiesForPolicy {arn}")

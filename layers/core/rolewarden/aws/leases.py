@@ -12,10 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from rolewarden.aws.clients import client
-from rolewarden.aws.errors import classify, code_of
+from rolewarden.aws.errors import CONDITION_FAILED, or_none
 
 _FREE = "attribute_not_exists(lease_until) OR lease_until < :now"
 
@@ -24,8 +22,8 @@ def take(table: str, key: Mapping[str, Any], owner: str, now: float, seconds: fl
     """Take the lease on the item ``key`` for ``owner`` until ``now + seconds``: the UpdateItem's answer
     (with the item's attributes before the call when ``old``), or None when another unexpired lease
     holds the item. Other errors are classified (retryable or permanent)."""
-    try:
-        return client("dynamodb").update_item(
+    return or_none(
+        lambda: client("dynamodb").update_item(
             TableName=table,
             Key=key,
             UpdateExpression="SET lease_owner = :owner, lease_until = :until",
@@ -36,13 +34,10 @@ def take(table: str, key: Mapping[str, Any], owner: str, now: float, seconds: fl
                 ":now": {"N": str(int(now))},
             },
             ReturnValues="ALL_OLD" if old else "NONE",
-        )
-    except ClientError as exc:
-        if code_of(exc) == "ConditionalCheckFailedException":
-            return None
-        raise classify(exc, "dynamodb:UpdateItem (lease)") from exc
-    except BotoCoreError as exc:
-        raise classify(exc, "dynamodb:UpdateItem (lease)") from exc
+        ),
+        CONDITION_FAILED,
+        "dynamodb:UpdateItem (lease)",
+    )
 
 
 def give_back(table: str, key: Mapping[str, Any], owner: str, sets: Mapping[str, Any]) -> None:
@@ -63,10 +58,4 @@ def give_back(table: str, key: Mapping[str, Any], owner: str, sets: Mapping[str,
     }
     if names:
         kwargs["ExpressionAttributeNames"] = names
-    try:
-        client("dynamodb").update_item(**kwargs)
-    except ClientError as exc:
-        if code_of(exc) != "ConditionalCheckFailedException":
-            raise classify(exc, "dynamodb:UpdateItem (lease)") from exc
-    except BotoCoreError as exc:
-        raise classify(exc, "dynamodb:UpdateItem (lease)") from exc
+    or_none(lambda: client("dynamodb").update_item(**kwargs), CONDITION_FAILED, "dynamodb:UpdateItem (lease)")

@@ -36,13 +36,8 @@ class Admission:
 
     def finding(self, capability: str) -> Finding:
         """A refusal as the one finding it yields (callers make no retry of a refused account)."""
-        return Finding(
-            capability,
-            f"account/{self.account}",
-            REFUSED_RULE,
-            f"account {self.account}: {self.reason}; RoleWarden does not act there",
-            details={"account": self.account},
-        )
+        why = f"account {self.account}: {self.reason}; RoleWarden does not act there"
+        return Finding.on_account(capability, self.account, REFUSED_RULE, why)
 
 
 def admit(account: str, accounts: Accounts, *, home_account: str, facts: AccountFacts | None = None) -> Admission:

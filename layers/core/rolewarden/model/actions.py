@@ -15,11 +15,23 @@ from rolewarden.model.targets import Target
 
 @dataclass(frozen=True)
 class Action:
-    """Base class. ``capability`` and ``verb`` are class-level; fields are the parameters."""
+    """Base class. ``capability``, ``verb`` and ``summary`` are class-level; fields are the parameters. A
+    subclass (a frozen dataclass) names its verb and summary as class arguments:
+    ``class DetachGrantPolicy(GrantAction, verb="detach-grant-policy", summary="detach {policy_name} ..."):``."""
 
     capability: ClassVar[str] = ""
     verb: ClassVar[str] = ""
     allowed_in_dry_run: ClassVar[bool] = False
+    #: What ``describe`` says: a template naming the action's fields and properties (``{policy_name}``; a
+    #: tuple reads as a list). Empty: the verb and the resource.
+    summary: ClassVar[str] = ""
+
+    def __init_subclass__(cls, verb: str = "", summary: str = "", **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if verb:
+            cls.verb = verb
+        if summary:
+            cls.summary = summary
 
     @property
     def resource(self) -> str:  # pragma: no cover - every subclass overrides
@@ -33,10 +45,21 @@ class Action:
         return None
 
     def describe(self) -> str:
-        return f"{self.verb} {self.resource}"
+        return self.summary.format_map(_Fields(self)) if self.summary else f"{self.verb} {self.resource}"
 
     def as_dict(self) -> dict[str, Any]:
         return {"action": self.verb, "capability": self.capability, "resource": self.resource, **asdict(self)}
+
+
+class _Fields:
+    """An action's fields and properties by name, for ``summary`` templates."""
+
+    def __init__(self, action: Action) -> None:
+        self._action = action
+
+    def __getitem__(self, name: str) -> object:
+        value = getattr(self._action, name)
+        return list(value) if isinstance(value, tuple) else value
 
 
 @dataclass

@@ -66,88 +66,75 @@ class RoleAction(Action):
     def resource(self) -> str:
         return f"role/{self.role_name}"
 
+    def describe(self) -> str:
+        return f"{super().describe()} ({', '.join(self.rules)})"
+
 
 @dataclass(frozen=True)
-class DetachManagedPolicy(RoleAction):
-    verb: ClassVar[str] = "detach-policy"
+class DetachManagedPolicy(RoleAction, verb="detach-policy", summary="detach {policy_arn} from role {role_name}"):
     policy_arn: str
 
-    def describe(self) -> str:
-        return f"detach {self.policy_arn} from role {self.role_name} ({', '.join(self.rules)})"
-
 
 @dataclass(frozen=True)
-class RewriteInlinePolicy(RoleAction):
+class RewriteInlinePolicy(
+    RoleAction,
+    verb="rewrite-inline-policy",
+    summary="remove statement(s) {removed} from inline policy {policy_name} of role {role_name}",
+):
     """PutRolePolicy with the kept statements, if the policy still is what was read (``expected``)."""
 
-    verb: ClassVar[str] = "rewrite-inline-policy"
     policy_name: str
     document: str  # canonical JSON of the new document
     expected: str  # canonical JSON of the document read
     removed: tuple[int, ...]
 
-    def describe(self) -> str:
-        return (
-            f"remove statement(s) {list(self.removed)} from inline policy {self.policy_name} of role "
-            f"{self.role_name} ({', '.join(self.rules)})"
-        )
-
 
 @dataclass(frozen=True)
-class DeleteInlinePolicy(RoleAction):
-    verb: ClassVar[str] = "delete-inline-policy"
+class DeleteInlinePolicy(
+    RoleAction, verb="delete-inline-policy", summary="delete inline policy {policy_name} of role {role_name}"
+):
     policy_name: str
     expected: str  # canonical JSON of the document read
 
-    def describe(self) -> str:
-        return f"delete inline policy {self.policy_name} of role {self.role_name} ({', '.join(self.rules)})"
-
 
 @dataclass(frozen=True)
-class ReplaceTrustPolicy(RoleAction):
-    verb: ClassVar[str] = "replace-trust-policy"
+class ReplaceTrustPolicy(
+    RoleAction,
+    verb="replace-trust-policy",
+    summary="replace the trust policy of role {role_name} with the EC2-only one",
+):
     document: str
 
-    def describe(self) -> str:
-        return f"replace the trust policy of role {self.role_name} with the EC2-only one ({', '.join(self.rules)})"
-
 
 @dataclass(frozen=True)
-class PutBoundary(RoleAction):
-    verb: ClassVar[str] = "put-boundary"
+class PutBoundary(
+    RoleAction, verb="put-boundary", summary="put permissions boundary {boundary_arn} on role {role_name}"
+):
     boundary_arn: str
 
-    def describe(self) -> str:
-        return f"put permissions boundary {self.boundary_arn} on role {self.role_name} ({', '.join(self.rules)})"
-
 
 @dataclass(frozen=True)
-class CreateInstanceProfile(RoleAction):
+class CreateInstanceProfile(
+    RoleAction,
+    verb="create-instance-profile",
+    summary="create instance profile {profile_path}{profile_name} holding role {role_name}",
+):
     """CreateInstanceProfile (name and path of the role) + AddRoleToInstanceProfile."""
 
-    verb: ClassVar[str] = "create-instance-profile"
     profile_name: str
     profile_path: str
 
-    def describe(self) -> str:
-        return (
-            f"create instance profile {self.profile_path}{self.profile_name} holding role {self.role_name} "
-            f"({', '.join(self.rules)})"
-        )
-
 
 @dataclass(frozen=True)
-class PutInlinePolicy(RoleAction):
+class PutInlinePolicy(
+    RoleAction, verb="put-inline-policy", summary="put inline policy {policy_name} on role {role_name}"
+):
     """PutRolePolicy of an inline policy RoleWarden owns, if it still is what was read (``expected``,
     empty: absent)."""
 
-    verb: ClassVar[str] = "put-inline-policy"
     policy_name: str
     document: str  # canonical JSON
     expected: str
-
-    def describe(self) -> str:
-        return f"put inline policy {self.policy_name} on role {self.role_name} ({', '.join(self.rules)})"
 
 
 REMEDIATION_ACTIONS: tuple[type[RoleAction], ...] = (

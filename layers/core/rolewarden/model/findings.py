@@ -20,6 +20,13 @@ class Finding:
     severity: Severity = "WARNING"
     details: Mapping[str, Any] = field(default_factory=dict)
 
+    @classmethod
+    def on_account(
+        cls, capability: str, account: str, rule: str, message: str, severity: Severity = "WARNING", **details: Any
+    ) -> Finding:
+        """A finding about a whole account (resource ``account/<id>``; the details name it first)."""
+        return cls(capability, f"account/{account}", rule, message, severity, {"account": account, **details})
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "capability": self.capability,

@@ -89,83 +89,76 @@ class GrantAction(Action):
 
 
 @dataclass(frozen=True)
-class CreateGrantPolicy(GrantAction):
+class CreateGrantPolicy(
+    GrantAction,
+    verb="create-grant-policy",
+    summary="create {policy_name} (v1, document {document_hash}) and attach it to role {role}",
+):
     """CreatePolicy (version v1 is the default) and AttachRolePolicy to the role."""
 
-    verb: ClassVar[str] = "create-grant-policy"
     role_path: str
     document: str
     description: str
     document_hash: str
 
-    def describe(self) -> str:
-        return f"create {self.policy_name} (v1, document {self.document_hash}) and attach it to role {self.role}"
-
 
 @dataclass(frozen=True)
-class RotateGrantPolicy(GrantAction):
+class RotateGrantPolicy(
+    GrantAction,
+    verb="rotate-grant-policy",
+    summary=(
+        "rotate {policy_name} of role {role} to a new default version "
+        "(document {document_hash}, replacing {previous_version}{pruned})"
+    ),
+):
     """CreatePolicyVersion as default; first DeleteVersion of the oldest non-default when 5 exist."""
 
-    verb: ClassVar[str] = "rotate-grant-policy"
     document: str
     document_hash: str
     previous_version: str
     delete_version: str | None = None
 
-    def describe(self) -> str:
-        pruned = f", deleting {self.delete_version} first" if self.delete_version else ""
-        return (
-            f"rotate {self.policy_name} of role {self.role} to a new default version "
-            f"(document {self.document_hash}, replacing {self.previous_version}{pruned})"
-        )
+    @property
+    def pruned(self) -> str:
+        return f", deleting {self.delete_version} first" if self.delete_version else ""
 
 
 @dataclass(frozen=True)
-class RestoreGrantVersion(GrantAction):
+class RestoreGrantVersion(
+    GrantAction,
+    verb="restore-grant-version",
+    summary="restore {policy_name} of role {role} to {version_id} (default was {previous_version})",
+):
     """SetDefaultPolicyVersion back to the newest version, which already holds the desired document."""
 
-    verb: ClassVar[str] = "restore-grant-version"
     version_id: str
     previous_version: str
     document_hash: str
 
-    def describe(self) -> str:
-        return (
-            f"restore {self.policy_name} of role {self.role} to {self.version_id} (default was {self.previous_version})"
-        )
-
 
 @dataclass(frozen=True)
-class AttachGrantPolicy(GrantAction):
-    verb: ClassVar[str] = "attach-grant-policy"
+class AttachGrantPolicy(GrantAction, verb="attach-grant-policy", summary="attach {policy_name} to role {role}"):
     role_path: str
 
-    def describe(self) -> str:
-        return f"attach {self.policy_name} to role {self.role}"
-
 
 @dataclass(frozen=True)
-class DetachGrantPolicy(GrantAction):
+class DetachGrantPolicy(
+    GrantAction, verb="detach-grant-policy", summary="detach {policy_name} (role {role}'s grants) from role {from_role}"
+):
     """Detach a role's generated policy from another managed role it was attached to by hand."""
 
-    verb: ClassVar[str] = "detach-grant-policy"
     from_role: str
     from_role_path: str
 
-    def describe(self) -> str:
-        return f"detach {self.policy_name} (role {self.role}'s grants) from role {self.from_role}"
-
 
 @dataclass(frozen=True)
-class DeleteGrantPolicy(GrantAction):
+class DeleteGrantPolicy(
+    GrantAction, verb="delete-grant-policy", summary="delete {policy_name} of role {role} (detach from {detach_from})"
+):
     """Detach from every managed role, delete the non-default versions, then the policy."""
 
-    verb: ClassVar[str] = "delete-grant-policy"
     detach_from: tuple[str, ...]
     delete_versions: tuple[str, ...]
-
-    def describe(self) -> str:
-        return f"delete {self.policy_name} of role {self.role} (detach from {list(self.detach_from)})"
 
 
 GRANT_ACTIONS: tuple[type[GrantAction], ...] = (

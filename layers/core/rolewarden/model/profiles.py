@@ -29,13 +29,9 @@ class InstanceAction(Action):
 
 
 @dataclass(frozen=True)
-class AssociateProfile(InstanceAction):
-    verb: ClassVar[str] = "associate"
+class AssociateProfile(InstanceAction, verb="associate", summary="associate {profile_name} with {instance_id}"):
     profile_name: str
     profile_arn: str
-
-    def describe(self) -> str:
-        return f"associate {self.profile_name} with {self.instance_id}"
 
 
 @dataclass(frozen=True)
@@ -53,37 +49,35 @@ class _SwapProfile(InstanceAction):
 
 
 @dataclass(frozen=True)
-class ReplaceProfile(_SwapProfile):
-    verb: ClassVar[str] = "replace"
-
-    def describe(self) -> str:
-        return f"replace {self.previous_name} with {self.profile_name} on {self.instance_id}"
+class ReplaceProfile(
+    _SwapProfile, verb="replace", summary="replace {previous_name} with {profile_name} on {instance_id}"
+):
+    """Running instance: ReplaceIamInstanceProfileAssociation."""
 
 
 @dataclass(frozen=True)
-class ReassociateProfile(_SwapProfile):
+class ReassociateProfile(
+    _SwapProfile,
+    verb="reassociate",
+    summary="disassociate {previous_name} and associate {profile_name} on stopped {instance_id}",
+):
     """Stopped instance: EC2 refuses Replace there, so disassociate and then associate."""
 
-    verb: ClassVar[str] = "reassociate"
-
-    def describe(self) -> str:
-        return f"disassociate {self.previous_name} and associate {self.profile_name} on stopped {self.instance_id}"
-
 
 @dataclass(frozen=True)
-class SetMetadataOptions(InstanceAction):
+class SetMetadataOptions(
+    InstanceAction,
+    verb="require-imdsv2",
+    summary=(
+        "require IMDSv2 with hop limit {hop_limit} on {instance_id} "
+        "(was HttpTokens {previous_tokens}, hop limit {previous_hop_limit})"
+    ),
+):
     """ModifyInstanceMetadataOptions: IMDSv2 only (HttpTokens required) with the configured hop limit."""
 
-    verb: ClassVar[str] = "require-imdsv2"
     hop_limit: int
     previous_tokens: str
     previous_hop_limit: int
-
-    def describe(self) -> str:
-        return (
-            f"require IMDSv2 with hop limit {self.hop_limit} on {self.instance_id} "
-            f"(was HttpTokens {self.previous_tokens}, hop limit {self.previous_hop_limit})"
-        )
 
 
 @dataclass(frozen=True)
@@ -98,19 +92,18 @@ class _HookAction(InstanceAction):
 
 
 @dataclass(frozen=True)
-class CompleteLifecycle(_HookAction):
-    verb: ClassVar[str] = "complete-lifecycle"
+class CompleteLifecycle(
+    _HookAction,
+    verb="complete-lifecycle",
+    summary="complete lifecycle hook {hook} of {group} for {instance_id} with {result}",
+):
     result: str = "CONTINUE"
-
-    def describe(self) -> str:
-        return f"complete lifecycle hook {self.hook} of {self.group} for {self.instance_id} with {self.result}"
 
 
 @dataclass(frozen=True)
-class HeartbeatLifecycle(_HookAction):
+class HeartbeatLifecycle(
+    _HookAction,
+    verb="heartbeat-lifecycle",
+    summary="record a heartbeat on lifecycle hook {hook} of {group} for {instance_id}",
+):
     """RecordLifecycleActionHeartbeat: keep a launch hook waiting while its instance is retried."""
-
-    verb: ClassVar[str] = "heartbeat-lifecycle"
-
-    def describe(self) -> str:
-        return f"record a heartbeat on lifecycle hook {self.hook} of {self.group} for {self.instance_id}"

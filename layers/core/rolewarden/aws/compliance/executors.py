@@ -17,25 +17,14 @@ from rolewarden.aws.clients import client
 from rolewarden.aws.errors import classify, code_of, raise_instead
 from rolewarden.aws.executor import Conflict, Executor, ExecutorFunction, Gone
 from rolewarden.errors import PermanentError
+from rolewarden.model import compliance
 from rolewarden.model.actions import Action
-from rolewarden.model.compliance import (
-    REMEDIATION_ACTIONS,
-    SERVICE_LINKED_PATH,
-    CreateInstanceProfile,
-    DeleteInlinePolicy,
-    DetachManagedPolicy,
-    PutBoundary,
-    PutInlinePolicy,
-    ReplaceTrustPolicy,
-    RewriteInlinePolicy,
-    RoleAction,
-)
 from rolewarden.model.documents import canonical_json, load_document
 
 
-def _guard(action: RoleAction) -> None:
+def _guard(action: compliance.RoleAction) -> None:
     """Defense in depth: the decision filtered the scope already; refuse here too."""
-    if action.role_path.startswith(SERVICE_LINKED_PATH) or not action.role_path.startswith(action.scope):
+    if action.role_path.startswith(compliance.SERVICE_LINKED_PATH) or not action.role_path.startswith(action.scope):
         raise PermanentError(
             f"refusing to change role {action.role_name}: path {action.role_path} is outside {action.scope}",
             "OutOfScope",
@@ -52,19 +41,21 @@ def _current_inline(role: str, policy: str) -> str:
     return canonical_json(load_document(raw["PolicyDocument"]))
 
 
-def _unchanged(action: RewriteInlinePolicy | DeleteInlinePolicy | PutInlinePolicy, current: str) -> None:
+def _unchanged(
+    action: compliance.RewriteInlinePolicy | compliance.DeleteInlinePolicy | compliance.PutInlinePolicy, current: str
+) -> None:
     if current != action.expected:
         raise Conflict(f"inline policy {action.policy_name} of {action.role_name} changed since it was read")
 
 
-def apply_detach(ex: Executor, action: DetachManagedPolicy) -> dict[str, Any]:
+def apply_detach(ex: Executor, action: compliance.DetachManagedPolicy) -> dict[str, Any]:
     _guard(action)
     with raise_instead("NoSuchEntity", Gone(f"{action.policy_arn} is no longer attached to {action.role_name}")):
         client("iam").detach_role_policy(RoleName=action.role_name, PolicyArn=action.policy_arn)
     return {"policy": action.policy_arn, "rules": list(action.rules)}
 
 
-def apply_rewrite(ex: Executor, action: RewriteInlinePolicy) -> dict[str, Any]:
+def apply_rewrite(ex: Executor, action: compliance.RewriteInlinePolicy) -> dict[str, Any]:
     _guard(action)
     _unchanged(action, _current_inline(action.role_name, action.policy_name))
     client("iam").put_role_policy(
@@ -73,7 +64,7 @@ def apply_rewrite(ex: Executor, action: RewriteInlinePolicy) -> dict[str, Any]:
     return {"policy": action.policy_name, "removed_statements": list(action.removed), "rules": list(action.rules)}
 
 
-def apply_delete_inline(ex: Executor, action: DeleteInlinePolicy) -> dict[str, Any]:
+def apply_delete_inline(ex: Executor, action: compliance.DeleteInlinePolicy) -> dict[str, Any]:
     _guard(action)
     _unchanged(action, _current_inline(action.role_name, action.policy_name))
     with raise_instead("NoSuchEntity", Gone(f"inline policy {action.policy_name} of {action.role_name} is gone")):
@@ -81,14 +72,14 @@ def apply_delete_inline(ex: Executor, action: DeleteInlinePolicy) -> dict[str, A
     return {"policy": action.policy_name, "rules": list(action.rules)}
 
 
-def apply_trust(ex: Executor, action: ReplaceTrustPolicy) -> dict[str, Any]:
+def apply_trust(ex: Executor, action: compliance.ReplaceTrustPolicy) -> dict[str, Any]:
     _guard(action)
     with raise_instead("NoSuchEntity", Gone(f"role {action.role_name} no longer exists")):
         client("iam").update_assume_role_policy(RoleName=action.role_name, PolicyDocument=action.document)
     return {"rules": list(action.rules)}
 
 
-def apply_boundary(ex: Executor, action: PutBoundary) -> dict[str, Any]:
+def apply_boundary(ex: Executor, action: compliance.PutBoundary) -> dict[str, Any]:
     _guard(action)
     # NoSuchEntity here may mean the role or the configured boundary policy is missing: IAM uses
     # one code for both, so it stays a permanent failure (DLQ, with the reason) rather than "gone".
@@ -96,7 +87,7 @@ def apply_boundary(ex: Executor, action: PutBoundary) -> dict[str, Any]:
     return {"boundary": action.boundary_arn, "rules": list(action.rules)}
 
 
-def apply_instance_profile(ex: Executor, action: CreateInstanceProfile) -> dict[str, Any]:
+def apply_instance_profile(ex: Executor, action: compliance.CreateInstanceProfile) -> dict[str, Any]:
     """Create the profile (an existing one of that name is used as is) and add the role. IAM allows one
     role per profile: a profile of that name that holds another role is a permanent failure, not overwritten."""
     _guard(action)
@@ -132,7 +123,7 @@ def apply_instance_profile(ex: Executor, action: CreateInstanceProfile) -> dict[
     }
 
 
-def apply_put_inline(ex: Executor, action: PutInlinePolicy) -> dict[str, Any]:
+def apply_put_inline(ex: Executor, action: compliance.PutInlinePolicy) -> dict[str, Any]:
     """An inline policy RoleWarden owns (the instance-credential perimeter): written only if it is still what
     was read (absent, or the same document), so a concurrent change is re-read rather than overwritten."""
     _guard(action)
@@ -176,14 +167,14 @@ def apply_restore_step(role_name: str, step: str, value: Any) -> None:
 
 
 EXECUTORS: dict[type[Action], ExecutorFunction] = {
-    DetachManagedPolicy: apply_detach,
-    RewriteInlinePolicy: apply_rewrite,
-    DeleteInlinePolicy: apply_delete_inline,
-    ReplaceTrustPolicy: apply_trust,
-    PutBoundary: apply_boundary,
-    CreateInstanceProfile: apply_instance_profile,
-    PutInlinePolicy: apply_put_inline,
+    compliance.DetachManagedPolicy: apply_detach,
+    compliance.RewriteInlinePolicy: apply_rewrite,
+    compliance.DeleteInlinePolicy: apply_delete_inline,
+    compliance.ReplaceTrustPolicy: apply_trust,
+    compliance.PutBoundary: apply_boundary,
+    compliance.CreateInstanceProfile: apply_instance_profile,
+    compliance.PutInlinePolicy: apply_put_inline,
 }
 #: The success metric of each action type: every compliance action is a remediation
-#: (``REMEDIATION_ACTIONS``, the one list of them).
-METRICS: dict[type[Action], str] = dict.fromkeys(REMEDIATION_ACTIONS, "Remediated")
+#: (``compliance.REMEDIATION_ACTIONS``, the one list of them).
+METRICS: dict[type[Action], str] = dict.fromkeys(compliance.REMEDIATION_ACTIONS, "Remediated")

@@ -27,15 +27,16 @@ DRIFT_RULE = "grant-policy-drift"
 def report_decision(run: Run, decision: RoleDecision, verbose: bool, withheld: bool = False) -> None:
     """Log or emit the findings of one role's decision (``withheld``: the circuit breaker said no)."""
     resource = f"role/{decision.role}"
+    if verbose and decision.verdict in ("out-of-scope", "compliant"):
+        said = f"left alone: {decision.reason}" if decision.verdict == "out-of-scope" else "is compliant"
+        run.sink.log(
+            "INFO",
+            f"role {decision.role} {said}",
+            capability=CAPABILITY_NAME,
+            resource=resource,
+            verdict=decision.verdict,
+        )
     if decision.verdict == "out-of-scope":
-        if verbose:
-            run.sink.log(
-                "INFO",
-                f"role {decision.role} left alone: {decision.reason}",
-                capability=CAPABILITY_NAME,
-                resource=resource,
-                verdict=decision.verdict,
-            )
         return
     if decision.verdict == "unreadable":
         run.sink.finding(
@@ -43,14 +44,6 @@ def report_decision(run: Run, decision: RoleDecision, verbose: bool, withheld: b
             metric="ComplianceFindings",
         )
         return
-    if decision.verdict == "compliant" and verbose:
-        run.sink.log(
-            "INFO",
-            f"role {decision.role} is compliant",
-            capability=CAPABILITY_NAME,
-            resource=resource,
-            verdict=decision.verdict,
-        )
     for violation, mode in decision.violations:
         if mode == "enforce" and withheld:
             outcome = "not remediated: the circuit breaker is open (see its finding)"

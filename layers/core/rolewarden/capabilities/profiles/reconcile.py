@@ -126,28 +126,16 @@ class InstanceProfiles:
                 decided += len(decisions)
                 failed += sum(1 for o in per_instance.values() if o.status != "ok")
                 if next_token and run.budget_spent():
-                    run.sink.log(
-                        "INFO",
-                        f"sweep budget spent after {pages} page(s), {decided} instances; continuing later",
-                        capability=self.name,
-                        instances=decided,
-                        failed=failed,
-                        pages=pages,
-                    )
+                    spent = f"sweep budget spent after {pages} page(s), {decided} instances; continuing later"
+                    run.sink.log("INFO", spent, capability=self.name, instances=decided, failed=failed, pages=pages)
                     cursor = _encode_cursor(next_token)
                     return Outcome("ok", f"continued after {decided} instances", continuation=cursor)
         except RetryableError as exc:
             return Outcome("retry", str(exc))
         except PermanentError as exc:
             return Outcome("dead", str(exc))
-        run.sink.log(
-            "INFO",
-            f"sweep of {decided} instances done, {failed} failed",
-            capability=self.name,
-            instances=decided,
-            failed=failed,
-            pages=pages,
-        )
+        done = f"sweep of {decided} instances done, {failed} failed"
+        run.sink.log("INFO", done, capability=self.name, instances=decided, failed=failed, pages=pages)
         return Outcome()
 
     def _reconcile_profile(self, run: Run, name: str) -> Outcome:

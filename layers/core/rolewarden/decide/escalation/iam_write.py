@@ -4,7 +4,13 @@ Sources and scopes are explained in ``rolewarden.decide.escalation.path``."""
 
 from __future__ import annotations
 
+from functools import partial
+
 from rolewarden.decide.escalation.path import EscalationPath, companion, iam_path, key_need
+
+#: The paths of the other two categories of this module.
+_credentials = partial(iam_path, category="credentials")
+_trust = partial(iam_path, category="trust")
 
 IAM_WRITE: tuple[EscalationPath, ...] = (
     # ---------------------------------------------------------------- iam-write: change what a principal may do
@@ -135,51 +141,45 @@ IAM_WRITE: tuple[EscalationPath, ...] = (
 
 CREDENTIALS: tuple[EscalationPath, ...] = (
     # ---------------------------------------------------------------- credentials of other principals
-    iam_path(
+    _credentials(
         "iam-002",
         "access keys for any user",
         ("rhino:4", "pathfinding:iam-002", "cloudsplaining:CreateAccessKey", "pmapper:iam"),
         key_need("iam:CreateAccessKey"),
-        category="credentials",
     ),
-    iam_path(
+    _credentials(
         "iam-003",
         "delete then create access keys for any user",
         ("pathfinding:iam-003", "cloudsplaining:CreateAndRotateAccessKey"),
         key_need("iam:CreateAccessKey"),
         companion("iam:DeleteAccessKey"),
-        category="credentials",
     ),
-    iam_path(
+    _credentials(
         "iam-004",
         "console password for any user",
         ("rhino:5", "pathfinding:iam-004", "cloudsplaining:CreateLoginProfile", "pmapper:iam"),
         key_need("iam:CreateLoginProfile"),
-        category="credentials",
     ),
-    iam_path(
+    _credentials(
         "iam-006",
         "reset the console password of any user",
         ("rhino:6", "pathfinding:iam-006", "cloudsplaining:UpdateLoginProfile", "pmapper:iam"),
         key_need("iam:UpdateLoginProfile"),
-        category="credentials",
     ),
 )
 
 TRUST: tuple[EscalationPath, ...] = (
     # ---------------------------------------------------------------- trust: become another role
-    iam_path(
+    _trust(
         "sts-001",
         "assume any role that trusts the account",
         ("pathfinding:sts-001", "pmapper:sts"),
         key_need("sts:AssumeRole"),
-        category="trust",
     ),
-    iam_path(
+    _trust(
         "iam-012",
         "rewrite a role's trust policy (and assume it: a trust naming the caller needs no sts:AssumeRole grant)",
         ("rhino:14", "pathfinding:iam-012", "cloudsplaining:UpdateRolePolicyToAssumeIt", "pmapper:sts"),
         key_need("iam:UpdateAssumeRolePolicy", "any"),
-        category="trust",
     ),
 )
