@@ -51,10 +51,10 @@ build: validate
 	sam build --template template.yaml
 
 # Branch coverage of the package (configured in pyproject.toml, [tool.coverage.*]); the build fails below
-# COVERAGE_FLOOR percent (coverage.py's total: lines and branches). Issue 11's goal is 90; 89 is the figure
-# measured before the refactor (89.3%, 2026-11-29), rounded down; raise it as the refactor's tests land, never
-# lower it to make a change pass.
-COVERAGE_FLOOR := 89
+# COVERAGE_FLOOR percent (coverage.py's total: lines and branches). Issue 11's goal is 90 for branches; after
+# the refactor the total was 96.5% and branches alone 94.2% (1,900 of 2,018; 2026-11-29). Raise the floor as
+# tests land; never lower it to make a change pass.
+COVERAGE_FLOOR := 95
 test: lint
 	$(VENV)/bin/pytest -q -p no:cacheprovider --cov=rolewarden --cov-branch --cov-report=term \
 	  --cov-fail-under=$(COVERAGE_FLOOR)

@@ -5,6 +5,7 @@ over HTTP to the moto server; the read errors moto cannot produce are injected a
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -73,7 +74,7 @@ def test_explain_shows_the_key_and_every_kind_of_level(config: Config) -> None:
 
 def test_explain_of_a_bucket_without_grant_tags_or_that_does_not_exist(config: Config) -> None:
     bucket("plain-data", {"team": "web"})
-    report = explain(config.model_copy(update={"dry_run": True}), "plain-data")
+    report = explain(dataclasses.replace(config, dry_run=True), "plain-data")
     assert report["encryption"] == "not read (the bucket has no grant tags)"
     assert report["roles"] == "(none: no role holds or is granted this bucket)"
     assert report["note"] == "dry_run is true: RoleWarden would only log this"
