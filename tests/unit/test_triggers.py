@@ -9,7 +9,7 @@ import pytest
 
 from rolewarden.errors import MalformedEvent
 from rolewarden.model.targets import SWEEP, Target
-from rolewarden.triggers import parse_envelope, route
+from rolewarden.triggers import caller_role_arn, parse_envelope, route
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 INSTANCE = "i-0123456789abcdef0"
@@ -77,3 +77,13 @@ def test_malformed_events_raise(mutate, message: str) -> None:
 def test_envelope_rejects_non_objects() -> None:
     with pytest.raises(MalformedEvent):
         parse_envelope([1, 2])
+
+
+def test_the_caller_role_is_read_leniently() -> None:
+    """The caller's role only marks RoleWarden's own changes: an odd userIdentity means no caller, not a crash."""
+    event = load("cloudtrail-iam-attachrolepolicy.json")
+    issuer = event["detail"]["userIdentity"]["sessionContext"]["sessionIssuer"]["arn"]
+    assert caller_role_arn(parse_envelope(event)) == issuer
+    for odd in ("text", ["x"], {"sessionIssuer": "text"}, None):
+        event["detail"]["userIdentity"]["sessionContext"] = odd
+        assert caller_role_arn(parse_envelope(event)) == ""

@@ -1,7 +1,8 @@
 """Event envelope -> which resources to reconcile: one table, not knowledge scattered through handlers.
 
-Events are edge triggers only: a route extracts the ids of the resources an event names and
-nothing else; the capability re-reads their real state before deciding.
+Events are edge triggers only: a route parses its event's typed model (``rolewarden.events``) and
+returns the ids of the resources it names, nothing else; the capability re-reads their real state
+before deciding.
 """
 
 from __future__ import annotations
@@ -13,11 +14,22 @@ from dataclasses import dataclass
 from typing import Any
 
 from rolewarden.errors import MalformedEvent
-from rolewarden.model.instances import LifecycleAction
+from rolewarden.events import (
+    BucketTagChange,
+    Ec2TagCall,
+    GrantPolicyDrift,
+    IamPolicyCall,
+    IamRoleCall,
+    InstanceLaunch,
+    InstanceProfileCall,
+    InstanceStateChange,
+    InstanceTagChange,
+    LaunchLifecycleAction,
+    S3BucketCall,
+    ScheduledSweep,
+)
 from rolewarden.model.targets import SWEEP, Target
 
-INSTANCE_ID_RE = re.compile(r"^i-[0-9a-f]{8,17}$")
-_INSTANCE_ARN_RE = re.compile(r"^arn:aws[a-z-]*:ec2:[a-z0-9-]+:\d{12}:instance/(i-[0-9a-f]{8,17})$")
 CLOUDTRAIL = "AWS API Call via CloudTrail"
 SCHEDULED = "Scheduled Event"
 
@@ -78,130 +90,50 @@ def parse_envelope(event: Any) -> Envelope:
     )
 
 
-def _str(detail: Mapping[str, Any], key: str) -> str:
-    value = detail.get(key)
-    if not isinstance(value, str) or not value:
-        raise MalformedEvent(f"detail.{key} must be a non-empty string, got {type(value).__name__}")
-    return value
-
-
-def _instance_id(value: str, where: str) -> str:
-    if not INSTANCE_ID_RE.match(value):
-        raise MalformedEvent(f"{where} {value[:80]!r} is not an instance id")
-    return value
-
-
-# -- extractors ------------------------------------------------------------------------------
+# -- routes: parse the route's typed model (rolewarden.events), return the targets it names ----------
 def _ec2_state(env: Envelope) -> list[Target]:
-    instance_id = _instance_id(_str(env.detail, "instance-id"), "detail.instance-id")
-    return [Target("instance", instance_id, launched_at=env.epoch)]
+    event = InstanceStateChange.from_envelope(env)
+    return [Target("instance", event.instance_id, launched_at=event.launched_at)]
 
 
 def _asg_launch(env: Envelope) -> list[Target]:
-    instance_id = _instance_id(_str(env.detail, "EC2InstanceId"), "detail.EC2InstanceId")
-    return [Target("instance", instance_id, launched_at=env.epoch)]
+    event = InstanceLaunch.from_envelope(env)
+    return [Target("instance", event.instance_id, launched_at=event.launched_at)]
 
 
 def _asg_lifecycle(env: Envelope) -> list[Target]:
-    detail = env.detail
-    if detail.get("LifecycleTransition") != "autoscaling:EC2_INSTANCE_LAUNCHING":
+    event = LaunchLifecycleAction.from_envelope(env)
+    if event is None:
         return []  # test notifications and other transitions concern nothing RoleWarden does
-    instance_id = _instance_id(_str(detail, "EC2InstanceId"), "detail.EC2InstanceId")
-    action = LifecycleAction(
-        group=_str(detail, "AutoScalingGroupName"),
-        hook=_str(detail, "LifecycleHookName"),
-        token=_str(detail, "LifecycleActionToken"),
-        instance_id=instance_id,
-    )
-    return [Target("instance", instance_id, lifecycle=action, launched_at=env.epoch)]
+    action = event.action
+    return [Target("instance", action.instance_id, lifecycle=action, launched_at=event.launched_at)]
 
 
 def _tag_change_instances(env: Envelope) -> list[Target]:
-    if env.detail.get("service") != "ec2" or env.detail.get("resource-type") != "instance":
-        return []
-    targets = []
-    for arn in env.resources:
-        match = _INSTANCE_ARN_RE.match(arn)
-        if match is None:
-            raise MalformedEvent(f"resource {arn[:120]!r} is not an EC2 instance ARN")
-        targets.append(Target("instance", match.group(1)))
-    return targets
-
-
-def cloudtrail_request(env: Envelope) -> Mapping[str, Any] | None:
-    """requestParameters of a successful CloudTrail call, or None for a failed call."""
-    if env.detail.get("errorCode"):
-        return None
-    params = env.detail.get("requestParameters") or {}
-    if not isinstance(params, dict):
-        raise MalformedEvent("detail.requestParameters must be an object")
-    return params
+    event = InstanceTagChange.from_envelope(env)
+    return [Target("instance", instance_id) for instance_id in event.instance_ids] if event else []
 
 
 def _ec2_tag_calls(env: Envelope) -> list[Target]:
-    params = cloudtrail_request(env)
-    if params is None:
-        return []
-    items = (params.get("resourcesSet") or {}).get("items")
-    if not isinstance(items, list):
-        raise MalformedEvent("requestParameters.resourcesSet.items must be a list")
-    targets = []
-    for item in items:
-        resource_id = item.get("resourceId") if isinstance(item, dict) else None
-        if not isinstance(resource_id, str):
-            raise MalformedEvent("resourcesSet item without a resourceId string")
-        if resource_id.startswith("i-"):
-            targets.append(Target("instance", _instance_id(resource_id, "resourceId")))
-    return targets
+    event = Ec2TagCall.from_envelope(env)
+    return [Target("instance", instance_id) for instance_id in event.instance_ids] if event else []
 
 
 def _sweep(env: Envelope) -> list[Target]:
+    ScheduledSweep.from_envelope(env)
     return [SWEEP]
 
 
-# -- S3 buckets --------------------------------------------------------------------------------
-_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
-_BUCKET_ARN_RE = re.compile(r"^arn:aws[a-z-]*:s3:::([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])$")
-
-
-def _bucket(value: str, where: str) -> str:
-    if not _BUCKET_RE.match(value):
-        raise MalformedEvent(f"{where} {value[:80]!r} is not a bucket name")
-    return value
-
-
 def _s3_calls(env: Envelope) -> list[Target]:
-    """PutBucketTagging, DeleteBucketTagging, CreateBucket, DeleteBucket and Put/DeleteBucketEncryption carry
-    bucketName; the TagResource/UntagResource calls (S3 console, CloudFormation, ABAC buckets) carry the
-    bucket ARN."""
-    params = cloudtrail_request(env)
-    if params is None:
-        return []
-    name = params.get("bucketName")
-    if isinstance(name, str):
-        return [Target("bucket", _bucket(name, "requestParameters.bucketName"))]
-    arn = params.get("resourceArn") or params.get("ResourceArn")
-    if isinstance(arn, str):
-        match = _BUCKET_ARN_RE.match(arn)
-        return [Target("bucket", match.group(1))] if match else []  # other S3 resources: not ours
-    raise MalformedEvent("S3 CloudTrail event without requestParameters.bucketName or resourceArn")
+    event = S3BucketCall.from_envelope(env)
+    return [Target("bucket", event.bucket)] if event else []
 
 
 def _tag_change_buckets(env: Envelope) -> list[Target]:
-    if env.detail.get("service") != "s3" or env.detail.get("resource-type") != "bucket":
-        return []
-    targets = []
-    for arn in env.resources:
-        match = _BUCKET_ARN_RE.match(arn)
-        if match is None:
-            raise MalformedEvent(f"resource {arn[:120]!r} is not an S3 bucket ARN")
-        targets.append(Target("bucket", match.group(1)))
-    return targets
+    event = BucketTagChange.from_envelope(env)
+    return [Target("bucket", bucket) for bucket in event.buckets] if event else []
 
 
-# -- IAM roles ---------------------------------------------------------------------------------
-_ROLE_NAME_RE = re.compile(r"^[\w+=,.@-]{1,64}$", re.ASCII)
-_POLICY_ARN_RE = re.compile(r"^arn:aws[a-z-]*:iam::(aws|\d{12}):policy/[\x21-\x7e]{1,1100}$")
 IAM_ROLE_EVENTS = frozenset(
     {
         "AttachRolePolicy",
@@ -220,42 +152,27 @@ IAM_POLICY_EVENTS = frozenset({"CreatePolicyVersion", "SetDefaultPolicyVersion"}
 def caller_role_arn(env: Envelope) -> str:
     """The IAM role behind the CloudTrail caller's session ("" for users and services)."""
     identity = env.detail.get("userIdentity")
-    if not isinstance(identity, dict):
-        return ""
-    issuer = (identity.get("sessionContext") or {}).get("sessionIssuer") or {}
+    context = identity.get("sessionContext") if isinstance(identity, dict) else None
+    issuer = context.get("sessionIssuer") if isinstance(context, dict) else None
     arn = issuer.get("arn") if isinstance(issuer, dict) else None
     return arn if isinstance(arn, str) else ""
 
 
 def _iam_calls(env: Envelope) -> list[Target]:
-    params = cloudtrail_request(env)
-    if params is None:
-        return []
-    name = env.detail.get("eventName")
-    if name in IAM_POLICY_EVENTS:
-        arn = params.get("policyArn")
-        if not isinstance(arn, str) or not _POLICY_ARN_RE.match(arn):
-            raise MalformedEvent("requestParameters.policyArn is not an IAM policy ARN")
-        return [Target("policy", arn)]
-    role = params.get("roleName")
-    if not isinstance(role, str) or not _ROLE_NAME_RE.match(role):
-        raise MalformedEvent("requestParameters.roleName is not an IAM role name")
-    return [Target("role", role)]
+    if env.detail.get("eventName") in IAM_POLICY_EVENTS:
+        policy = IamPolicyCall.from_envelope(env)
+        return [Target("policy", policy.policy_arn)] if policy else []
+    role = IamRoleCall.from_envelope(env)
+    return [Target("role", role.role_name)] if role else []
 
 
 #: IAM changes to an instance profile's role: the instance-profiles capability judges the profile again.
 IAM_PROFILE_EVENTS = frozenset({"AddRoleToInstanceProfile", "RemoveRoleFromInstanceProfile"})
-_PROFILE_NAME_RE = re.compile(r"^[\w+=,.@-]{1,128}$", re.ASCII)
 
 
 def _iam_profile_calls(env: Envelope) -> list[Target]:
-    params = cloudtrail_request(env)
-    if params is None:
-        return []
-    name = params.get("instanceProfileName")
-    if not isinstance(name, str) or not _PROFILE_NAME_RE.match(name):
-        raise MalformedEvent("requestParameters.instanceProfileName is not an instance profile name")
-    return [Target("profile", name)]
+    event = InstanceProfileCall.from_envelope(env)
+    return [Target("profile", event.profile_name)] if event else []
 
 
 #: Grant-policy drift the compliance capability found, sent to the grants queue (sender: compliance).
@@ -265,15 +182,7 @@ GRANT_DRIFT = "Grant Policy Drift"
 
 def _grant_drift(env: Envelope) -> list[Target]:
     """A drifted grant policy: its role's grants are re-published from the state table."""
-    role = _str(env.detail, "roleName")
-    if not _ROLE_NAME_RE.match(role):
-        raise MalformedEvent(f"detail.roleName {role[:80]!r} is not an IAM role name")
-    arn = _str(env.detail, "policyArn")
-    if not _POLICY_ARN_RE.match(arn):
-        raise MalformedEvent(f"detail.policyArn {arn[:120]!r} is not an IAM policy ARN")
-    if not isinstance(env.detail.get("reason", ""), str):
-        raise MalformedEvent("detail.reason must be a string")
-    return [Target("role", role)]
+    return [Target("role", GrantPolicyDrift.from_envelope(env).role_name)]
 
 
 Extractor = Callable[[Envelope], list[Target]]
