@@ -19,9 +19,10 @@ ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "layers" / "core" / "rolewarden"
 PURE = [
     PACKAGE / "config.py",
-    *sorted((PACKAGE / "model").glob("*.py")),
+    *sorted((PACKAGE / "model").rglob("*.py")),
     PACKAGE / "triggers.py",
-    *sorted((PACKAGE / "decide").glob("*.py")),
+    PACKAGE / "events.py",
+    *sorted((PACKAGE / "decide").rglob("*.py")),
 ]
 FORBIDDEN = ("boto3", "botocore", "os", "time", "datetime", "rolewarden.aws")
 

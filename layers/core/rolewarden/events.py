@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol, Self
 
 from rolewarden.errors import MalformedEvent
 from rolewarden.model.instances import LifecycleAction
@@ -216,46 +216,40 @@ class BucketTagChange:
 
 # -- IAM ----------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class IamRoleCall:
-    """AWS API Call via CloudTrail on a role (AttachRolePolicy, PutRolePolicy, CreateRole ...)."""
+class IamCall:
+    """AWS API Call via CloudTrail naming one IAM resource in its request: ``name`` is the request
+    parameter the subclass names (``key``), checked against its ``pattern``; None for a failed call."""
 
-    role_name: str
+    name: str
+    key: ClassVar[str]
+    pattern: ClassVar[re.Pattern[str]]
+    what: ClassVar[str]
+
+    def __init_subclass__(cls, *, key: str, pattern: re.Pattern[str], what: str) -> None:
+        super().__init_subclass__()
+        cls.key, cls.pattern, cls.what = key, pattern, what
 
     @classmethod
-    def from_envelope(cls, env: EnvelopeFields) -> IamRoleCall | None:
+    def from_envelope(cls, env: EnvelopeFields) -> Self | None:
         params = cloudtrail_request(env)
-        if params is None:
-            return None
-        return cls(_matching(params, "roleName", _REQUEST, _ROLE_NAME_RE, "an IAM role name"))
+        return None if params is None else cls(_matching(params, cls.key, _REQUEST, cls.pattern, cls.what))
 
 
 @dataclass(frozen=True)
-class IamPolicyCall:
-    """AWS API Call via CloudTrail on a managed policy (CreatePolicyVersion, SetDefaultPolicyVersion)."""
-
-    policy_arn: str
-
-    @classmethod
-    def from_envelope(cls, env: EnvelopeFields) -> IamPolicyCall | None:
-        params = cloudtrail_request(env)
-        if params is None:
-            return None
-        return cls(_matching(params, "policyArn", _REQUEST, _POLICY_ARN_RE, "an IAM policy ARN"))
+class IamRoleCall(IamCall, key="roleName", pattern=_ROLE_NAME_RE, what="an IAM role name"):
+    """A call on a role (AttachRolePolicy, PutRolePolicy, CreateRole ...): ``name`` is the role's."""
 
 
 @dataclass(frozen=True)
-class InstanceProfileCall:
-    """AWS API Call via CloudTrail, Add/RemoveRoleToInstanceProfile: the profile's role changed."""
+class IamPolicyCall(IamCall, key="policyArn", pattern=_POLICY_ARN_RE, what="an IAM policy ARN"):
+    """A call on a managed policy (CreatePolicyVersion, SetDefaultPolicyVersion): ``name`` is its ARN."""
 
-    profile_name: str
 
-    @classmethod
-    def from_envelope(cls, env: EnvelopeFields) -> InstanceProfileCall | None:
-        params = cloudtrail_request(env)
-        if params is None:
-            return None
-        name = _matching(params, "instanceProfileName", _REQUEST, _PROFILE_NAME_RE, "an instance profile name")
-        return cls(name)
+@dataclass(frozen=True)
+class InstanceProfileCall(
+    IamCall, key="instanceProfileName", pattern=_PROFILE_NAME_RE, what="an instance profile name"
+):
+    """Add/RemoveRoleToInstanceProfile: the profile's role changed; ``name`` is the profile's."""
 
 
 # -- RoleWarden's own events -------------------------------------------------------------------------

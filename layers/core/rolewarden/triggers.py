@@ -161,9 +161,9 @@ def caller_role_arn(env: Envelope) -> str:
 def _iam_calls(env: Envelope) -> list[Target]:
     if env.detail.get("eventName") in IAM_POLICY_EVENTS:
         policy = IamPolicyCall.from_envelope(env)
-        return [Target("policy", policy.policy_arn)] if policy else []
+        return [Target("policy", policy.name)] if policy else []
     role = IamRoleCall.from_envelope(env)
-    return [Target("role", role.role_name)] if role else []
+    return [Target("role", role.name)] if role else []
 
 
 #: IAM changes to an instance profile's role: the instance-profiles capability judges the profile again.
@@ -172,7 +172,7 @@ IAM_PROFILE_EVENTS = frozenset({"AddRoleToInstanceProfile", "RemoveRoleFromInsta
 
 def _iam_profile_calls(env: Envelope) -> list[Target]:
     event = InstanceProfileCall.from_envelope(env)
-    return [Target("profile", event.profile_name)] if event else []
+    return [Target("profile", event.name)] if event else []
 
 
 #: Grant-policy drift the compliance capability found, sent to the grants queue (sender: compliance).
