@@ -18,7 +18,6 @@ import boto3
 import pytest
 
 from rolewarden.aws import clients
-from rolewarden.aws.compliance import executors  # noqa: F401  # registers the executors
 from rolewarden.aws.executor import ActionResult, Executor
 from rolewarden.model.compliance import (
     CreateInstanceProfile,

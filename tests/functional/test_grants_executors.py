@@ -22,7 +22,6 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-import rolewarden.aws.grants.executors  # noqa: F401  (registers the grant executors)
 from rolewarden.aws import clients
 from rolewarden.aws.executor import ActionResult, Executor
 from rolewarden.model.actions import Action

@@ -17,7 +17,6 @@ from collections.abc import Callable, Sequence
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from rolewarden.aws.compliance import executors as _executors  # noqa: F401  # registers the executors
 from rolewarden.aws.compliance import leases
 from rolewarden.aws.errors import classify
 from rolewarden.aws.recorder import Recorder
