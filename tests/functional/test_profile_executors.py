@@ -44,6 +44,13 @@ def association_of(instance_id: str) -> str:
     return str(found[0]["AssociationId"])
 
 
+def swap(kind: type[ReplaceProfile] | type[ReassociateProfile], profiles: dict[str, str]) -> tuple[str, Any]:
+    """An instance holding data-worker, and the action that swaps it for web-server (as read just now)."""
+    instance = w.run_instance(profile_arn=profiles["data-worker"])
+    action = kind(instance, association_of(instance), "web-server", profiles["web-server"], profiles["data-worker"])
+    return instance, action
+
+
 def run(action: Any, budget: float = 30.0) -> tuple[ActionResult, list[float]]:
     ex, sleeps = executor(budget)
     return ex.execute_one(action), sleeps
@@ -75,10 +82,7 @@ def test_associate_retries_a_profile_ec2_cannot_see_yet(profiles: dict[str, str]
 # -- replace ----------------------------------------------------------------------------------------
 def test_replace_retries_a_profile_ec2_cannot_see_yet_then_swaps(profiles: dict[str, str]) -> None:
     """The replace loop: the same propagation answer (injected) is retried with backoff, not failed."""
-    instance = w.run_instance(profile_arn=profiles["data-worker"])
-    action = ReplaceProfile(
-        instance, association_of(instance), "web-server", profiles["web-server"], profiles["data-worker"]
-    )
+    instance, action = swap(ReplaceProfile, profiles)
     fault = Fault("ec2", "ReplaceIamInstanceProfileAssociation", "InvalidParameterValue", PROPAGATION, times=3)
     with inject(fault):
         result, sleeps = run(action)
@@ -87,10 +91,7 @@ def test_replace_retries_a_profile_ec2_cannot_see_yet_then_swaps(profiles: dict[
 
 
 def test_replace_past_the_propagation_budget_is_retryable_and_changes_nothing(profiles: dict[str, str]) -> None:
-    instance = w.run_instance(profile_arn=profiles["data-worker"])
-    action = ReplaceProfile(
-        instance, association_of(instance), "web-server", profiles["web-server"], profiles["data-worker"]
-    )
+    instance, action = swap(ReplaceProfile, profiles)
     fault = Fault("ec2", "ReplaceIamInstanceProfileAssociation", "InvalidParameterValue", PROPAGATION, times=100)
     with inject(fault):
         result, sleeps = run(action, budget=3.0)
@@ -110,10 +111,7 @@ def test_replace_of_an_association_no_longer_active_is_a_conflict(
     profiles: dict[str, str], code: str, message: str
 ) -> None:
     """Another writer changed the association since the read (EC2's answer injected: moto swaps anyway)."""
-    instance = w.run_instance(profile_arn=profiles["data-worker"])
-    action = ReplaceProfile(
-        instance, association_of(instance), "web-server", profiles["web-server"], profiles["data-worker"]
-    )
+    instance, action = swap(ReplaceProfile, profiles)
     with inject(Fault("ec2", "ReplaceIamInstanceProfileAssociation", code, message)):
         result, sleeps = run(action)
     assert (result.status, result.retryable) == ("conflict", True)
@@ -125,10 +123,7 @@ def test_replace_of_an_association_no_longer_active_is_a_conflict(
 def test_reassociate_of_an_association_replaced_meanwhile_is_a_conflict_and_associates_nothing(
     profiles: dict[str, str],
 ) -> None:
-    instance = w.run_instance(profile_arn=profiles["data-worker"])
-    action = ReassociateProfile(
-        instance, association_of(instance), "web-server", profiles["web-server"], profiles["data-worker"]
-    )
+    instance, action = swap(ReassociateProfile, profiles)
     refused = Fault("ec2", "DisassociateIamInstanceProfile", "IncorrectState", "The association is not associated")
     with inject(refused), count_calls() as calls:
         result, _ = run(action)
@@ -139,10 +134,7 @@ def test_reassociate_of_an_association_replaced_meanwhile_is_a_conflict_and_asso
 
 def test_reassociate_waits_while_the_old_association_is_still_disassociating(profiles: dict[str, str]) -> None:
     """Right after a disassociate, EC2 may still answer IncorrectState to the associate (injected): retried."""
-    instance = w.run_instance(profile_arn=profiles["data-worker"])
-    action = ReassociateProfile(
-        instance, association_of(instance), "web-server", profiles["web-server"], profiles["data-worker"]
-    )
+    instance, action = swap(ReassociateProfile, profiles)
     busy = Fault("ec2", "AssociateIamInstanceProfile", "IncorrectState", "There is an existing association", times=1)
     with inject(busy):
         result, sleeps = run(action)
