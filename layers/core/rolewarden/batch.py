@@ -2,8 +2,10 @@
 routed to the targets it names (``triggers``), with the sweep continuation messages and the retry timing
 of a failed record. ``rolewarden.runtime`` reconciles the targets and answers for each record.
 
-A continuation message carries where a sweep resumes: capability, sweep id, part number (2, 3, ...) and
-the capability's opaque cursor.
+A continuation message carries where a sweep resumes: capability, sweep id, part number (2, 3, ...),
+the capability's opaque cursor and the account the sweep acts in. An account sweep message (central
+mode) starts one account's sweep: the schedule's sweep is fanned out as one message per admitted account.
+Both are RoleWarden's own messages on its sweep queue, which only its functions may send to.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from rolewarden.accounts_config import ACCOUNT_ID_RE
 from rolewarden.decide.profiles import RETRY_MARGIN_SECONDS
 from rolewarden.errors import MalformedEvent
 from rolewarden.model.targets import SWEEP, Target
@@ -20,6 +23,8 @@ from rolewarden.triggers import caller_role_arn, parse_envelope, route
 
 #: The key of a continuation message's body.
 CONTINUATION = "rolewarden-continuation"
+#: The key of an account sweep message's body.
+ACCOUNT_SWEEP = "rolewarden-account-sweep"
 
 
 @dataclass(frozen=True)
@@ -30,18 +35,48 @@ class Continuation:
     sweep_id: str
     part: int
     cursor: str
+    #: The account the sweep acts in ("": RoleWarden's own).
+    account: str = ""
+
+    def body(self) -> str:
+        fields = {"capability": self.capability, "sweep_id": self.sweep_id, "part": self.part, "cursor": self.cursor}
+        return json.dumps({CONTINUATION: {**fields, **({"account": self.account} if self.account else {})}})
+
+
+@dataclass(frozen=True)
+class AccountSweep:
+    """The start of one account's part of sweep ``sweep_id`` (central mode's fan-out)."""
+
+    capability: str
+    sweep_id: str
+    account: str
 
     def body(self) -> str:
         return json.dumps(
-            {
-                CONTINUATION: {
-                    "capability": self.capability,
-                    "sweep_id": self.sweep_id,
-                    "part": self.part,
-                    "cursor": self.cursor,
-                }
-            }
+            {ACCOUNT_SWEEP: {"capability": self.capability, "sweep_id": self.sweep_id, "account": self.account}}
         )
+
+
+def _account_of(raw: dict[str, Any], required: bool) -> str:
+    account = raw.get("account", "")
+    if not isinstance(account, str) or (account and not ACCOUNT_ID_RE.match(account)) or (required and not account):
+        raise MalformedEvent("account must be a 12-digit account id")
+    return account
+
+
+def parse_account_sweep(data: Any, capability: str) -> AccountSweep | None:
+    """The account sweep a message body starts; None when it is not one. Raises MalformedEvent."""
+    if not isinstance(data, dict) or ACCOUNT_SWEEP not in data:
+        return None
+    raw = data[ACCOUNT_SWEEP]
+    if not isinstance(raw, dict):
+        raise MalformedEvent(f"{ACCOUNT_SWEEP} must be an object")
+    if raw.get("capability") != capability:
+        raise MalformedEvent(f"an account sweep of {raw.get('capability')!r} reached the {capability} sweep")
+    sweep_id = raw.get("sweep_id")
+    if not isinstance(sweep_id, str) or not sweep_id or len(sweep_id) > 256:
+        raise MalformedEvent("account sweep sweep_id must be a non-empty string")
+    return AccountSweep(capability, sweep_id, _account_of(raw, required=True))
 
 
 def parse_continuation(data: Any, capability: str) -> Continuation | None:
@@ -60,7 +95,7 @@ def parse_continuation(data: Any, capability: str) -> Continuation | None:
         raise MalformedEvent("continuation part must be an integer >= 2")
     if not isinstance(cursor, str) or not cursor or len(cursor) > 200_000:
         raise MalformedEvent("continuation cursor must be a non-empty string")
-    return Continuation(cap, sweep_id, part, cursor)
+    return Continuation(cap, sweep_id, part, cursor, _account_of(raw, required=False))
 
 
 #: The longest a failed record that holds a launch lifecycle hook is hidden before its retry: within the
@@ -88,6 +123,10 @@ class RecordIn:
     self_caused: bool = False
     receipt_handle: str | None = None
     continuation: Continuation | None = None
+    #: The account the record's event comes from (EventBridge's ``account``; "" when the body names none).
+    account: str = ""
+    #: An account sweep message (central mode): this account's part of a fanned-out sweep.
+    account_sweep: bool = False
 
 
 def split_records(event: Any, capability: str, settings: Settings) -> tuple[list[RecordIn], bool]:
@@ -124,11 +163,17 @@ def _route(record: RecordIn, capability: str, settings: Settings, parsed: Any = 
         continuation = parse_continuation(parsed, capability)
         if continuation is not None:
             record.continuation = continuation
-            record.event_id = continuation.sweep_id
+            record.event_id, record.account = continuation.sweep_id, continuation.account
+            record.targets = [SWEEP]
+            return
+        account_sweep = parse_account_sweep(parsed, capability)
+        if account_sweep is not None:
+            record.event_id, record.account = account_sweep.sweep_id, account_sweep.account
+            record.account_sweep = True
             record.targets = [SWEEP]
             return
         envelope = parse_envelope(parsed)
-        record.event_id = envelope.id
+        record.event_id, record.account = envelope.id, envelope.account
         caller = caller_role_arn(envelope)
         if caller and caller in settings.self_role_arns:
             # RoleWarden's own change: the EventBridge pattern filters these out; this is the second guard.

@@ -30,11 +30,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from rolewarden import capabilities
+from rolewarden import account_runs, capabilities, delivery
+from rolewarden.aws import clients
 from rolewarden.aws.executor import Executor
-from rolewarden.batch import HOOK_RETRY_DELAY, Continuation, RecordIn, retry_delay, split_records
+from rolewarden.batch import Continuation, RecordIn, split_records
 from rolewarden.capabilities.base import Capability, Outcome, Run
-from rolewarden.config import load_config
+from rolewarden.config import Config, load_config
 from rolewarden.errors import ConfigError, MalformedEvent
 from rolewarden.model.targets import SWEEP, Target
 from rolewarden.settings import Settings, current
@@ -79,28 +80,13 @@ class Handler:
         records, is_batch = split_records(event, self.capability, settings)
         refusal = settings.outside_home_region(self.capability)
         if refusal is not None:
-            return self._refuse_everything(records, is_batch, refusal, sink, settings)
+            return delivery.refuse_everything(records, is_batch, refusal, sink, settings, self.capability)
         config = load_config(settings=settings)  # ConfigError propagates: nothing acts on a bad config
+        account_runs.check_mode(config, settings)
         trigger = ",".join(sorted({r.event_id for r in records if r.event_id}))[:512]
-        executor = Executor(
-            sink=sink,
-            dry_run=config.dry_run,
-            sleep=self.sleep,
-            trigger=trigger,
-            propagation_budget=settings.propagation_wait,
-        )
-        run = Run(config=config, sink=sink, executor=executor, trigger=trigger, clock=self.clock, settings=settings)
-
-        good = [r for r in records if not r.error]
-        targets = list(dict.fromkeys(t for r in good for t in r.targets))
-        lifecycles = {t.id: t for r in good for t in r.targets if t.lifecycle is not None}
-        targets = [lifecycles.get(t.id, t) if t.kind == "instance" else t for t in targets]
-        capability = capabilities.get(self.capability)
-        resources = [t for t in targets if t.kind != "sweep"]
-        outcomes = capability.reconcile(run, resources) if resources else {}
-        if resources:
-            outcomes = self._retry_throttled(run, capability, resources, outcomes)
-        sweep_outcomes = self._sweeps([r for r in good if SWEEP in r.targets], run, capability, sink)
+        acting = [r for r in records if not r.error and not r.self_caused and r.targets]
+        results = self._reconcile_accounts(acting, config, settings, sink, trigger)
+        targets = dict.fromkeys((r.account, t) for r in acting for t in r.targets)
 
         failures: list[dict[str, str]] = []
         summary = {"records": len(records), "targets": len(targets), "failed": 0, "dead_lettered": 0}
@@ -129,22 +115,18 @@ class Handler:
                     sink.metric("SelfCausedEventsIgnored")
                 outcome = Outcome()
             else:
-                outcome = Outcome.worst(
-                    [sweep_outcomes[id(record)] if t == SWEEP else outcomes.get(t, Outcome()) for t in record.targets]
-                )
-                if SWEEP in record.targets:
-                    outcomes[SWEEP] = outcome
+                outcome = Outcome.worst(results[id(record)])
             if outcome.status == "ok":
                 continue
             summary["failed"] += 1
             if not is_batch:
                 continue
-            if self._dead_letter(record, outcome, sink, settings):
+            if delivery.dead_letter(record, outcome, sink, settings, self.capability):
                 summary["dead_lettered"] += 1
             else:
                 failures.append({"itemIdentifier": record.message_id or ""})
-                self._retry_soon(record, sink, settings)
-        self._publish(sink, trigger, settings)
+                delivery.retry_soon(record, sink, settings, self.capability, self.random())
+        delivery.publish(sink, trigger, settings, self.capability)
         sink.log(
             "INFO",
             f"{self.capability}: {summary['records']} records, {summary['targets']} targets, "
@@ -157,14 +139,100 @@ class Handler:
             if record.error:
                 raise MalformedEvent(record.error)
             if summary["failed"]:
-                reasons = "; ".join(
-                    sorted(
-                        {outcomes[t].message for t in record.targets if t in outcomes and outcomes[t].status != "ok"}
-                    )
-                )
+                reasons = "; ".join(sorted({o.message for o in results.get(id(record), []) if o.status != "ok"}))
                 raise RuntimeError(f"{summary['failed']} event failed: {reasons}")
             return summary
         return {"batchItemFailures": failures}
+
+    # -- accounts ---------------------------------------------------------------------------------
+    def _reconcile_accounts(
+        self, records: list[RecordIn], config: Config, settings: Settings, sink: Sink, trigger: str
+    ) -> dict[int, list[Outcome]]:
+        """Each record's target outcomes (by ``id(record)``), reconciled account by account: records of one
+        account together (batched reads never mix accounts), in that account's scope and config
+        (``rolewarden.account_runs``). A central-mode schedule's sweep is fanned out, one sweep per account."""
+        results: dict[int, list[Outcome]] = {}
+        parents: dict[int, RecordIn] = {}  # an inline account sweep -> the scheduled record it came from
+        groups: dict[str, list[RecordIn]] = {}
+        for record in records:
+            # the sweep function (or an event function with no sweep queue to hand the schedule on to)
+            here = self.sweep or not settings.sweep_queue_url
+            if here and SWEEP in record.targets and account_runs.fans_out(record, config):
+                results[id(record)] = []
+                for part in self._fan_out(record, config, settings, sink, results):
+                    parents[id(part)] = record
+                    groups.setdefault(part.account, []).append(part)
+                continue
+            groups.setdefault(account_runs.account_of(record.account, settings), []).append(record)
+        for account, group in groups.items():
+            where = account_runs.open_account(account, config, settings, sink, self.capability)
+            if isinstance(where, Outcome):
+                found = {id(r): [where] for r in group}
+            else:
+                sink.account = account if where.scope is not None and not where.scope.home else ""
+                try:
+                    with clients.acting_in(where.scope):
+                        found = self._reconcile(group, where.config, settings, sink, trigger)
+                finally:
+                    sink.account = ""
+            for record in group:
+                parent = parents.get(id(record))
+                results.setdefault(id(parent or record), []).extend(found[id(record)])
+        return results
+
+    def _fan_out(
+        self, record: RecordIn, config: Config, settings: Settings, sink: Sink, results: dict[int, list[Outcome]]
+    ) -> list[RecordIn]:
+        """Send the account sweeps to the sweep queue (the records to run here: none), or, without a sweep
+        queue, return them as records to run in this invocation."""
+        try:
+            sweeps = account_runs.fan_out(record, config, settings, self.capability, sink)
+            if settings.sweep_queue_url:
+                from rolewarden.aws import sqs
+
+                sqs.send_all(settings.sweep_queue_url, [s.body() for s in sweeps])
+                return []
+        except Exception as exc:  # noqa: BLE001 - the scheduled record is retried: nothing is lost
+            results[id(record)].append(Outcome("retry", f"could not fan the sweep out to the accounts: {exc}"))
+            return []
+        return [
+            RecordIn(
+                record.message_id,
+                record.body,
+                record.receive_count,
+                s.sweep_id,
+                [SWEEP],
+                account=s.account,
+                account_sweep=True,
+            )
+            for s in sweeps
+        ]
+
+    def _reconcile(
+        self, records: list[RecordIn], config: Config, settings: Settings, sink: Sink, trigger: str
+    ) -> dict[int, list[Outcome]]:
+        """The records of one account, reconciled together: one batch of reads for all their targets."""
+        executor = Executor(
+            sink=sink,
+            dry_run=config.dry_run,
+            sleep=self.sleep,
+            trigger=trigger,
+            propagation_budget=settings.propagation_wait,
+        )
+        run = Run(config=config, sink=sink, executor=executor, trigger=trigger, clock=self.clock, settings=settings)
+        targets = list(dict.fromkeys(t for r in records for t in r.targets))
+        lifecycles = {t.id: t for r in records for t in r.targets if t.lifecycle is not None}
+        targets = [lifecycles.get(t.id, t) if t.kind == "instance" else t for t in targets]
+        capability = capabilities.get(self.capability)
+        resources = [t for t in targets if t.kind != "sweep"]
+        outcomes = capability.reconcile(run, resources) if resources else {}
+        if resources:
+            outcomes = self._retry_throttled(run, capability, resources, outcomes)
+        sweep_outcomes = self._sweeps([r for r in records if SWEEP in r.targets], run, capability, sink)
+        return {
+            id(r): [sweep_outcomes[id(r)] if t == SWEEP else outcomes.get(t, Outcome()) for t in r.targets]
+            for r in records
+        }
 
     # -- sweeps -----------------------------------------------------------------------------------
     def _sweeps(self, records: list[RecordIn], run: Run, capability: Capability, sink: Sink) -> dict[int, Outcome]:
@@ -261,7 +329,7 @@ class Handler:
                 return Outcome("dead", f"sweep {record.event_id} part {part} made no progress from its cursor")
             if not sweep_queue:
                 return Outcome("retry", "the sweep spent its budget and no sweep queue is configured to continue it")
-            follow = Continuation(self.capability, record.event_id, part + 1, outcome.continuation)
+            follow = Continuation(self.capability, record.event_id, part + 1, outcome.continuation, record.account)
             from rolewarden.aws import sqs
 
             try:
@@ -274,98 +342,6 @@ class Handler:
             return outcome
 
         return run_sweep_once(self.capability, key, one_part, sink, self.context)
-
-    # -- failures ---------------------------------------------------------------------------------
-    def _retry_soon(self, record: RecordIn, sink: Sink, settings: Settings) -> None:
-        """Bring a failed record back after a short backoff instead of the queue's visibility timeout."""
-        queue_url = settings.queue_url
-        if not queue_url or not record.receipt_handle:
-            return
-        delay = retry_delay(
-            record.receive_count,
-            base=settings.retry_base,
-            cap=settings.retry_cap,
-            jitter=self.random(),
-        )
-        if any(t.lifecycle is not None for t in record.targets):
-            # A record holding a lifecycle hook comes back within the margin the heartbeat decision
-            # assumes (decide.profiles.hook_needs_heartbeat), whatever its receive count: a longer wait
-            # could outlast the hook's heartbeat timeout, and the instance would take the default result.
-            delay = min(delay, HOOK_RETRY_DELAY)
-        from rolewarden.aws import sqs
-
-        try:
-            sqs.retry_in(queue_url, record.receipt_handle, delay)
-        except Exception as exc:  # noqa: BLE001 - the record still comes back, after the queue's visibility timeout
-            sink.log("WARNING", f"could not shorten the retry delay: {exc}", message_id=record.message_id)
-            return
-        sink.log(
-            "INFO",
-            f"record retried in {delay} s",
-            message_id=record.message_id,
-            receive_count=record.receive_count,
-            retry_in=delay,
-            capability=self.capability,
-        )
-
-    def _refuse_everything(
-        self, records: list[RecordIn], is_batch: bool, reason: str, sink: Sink, settings: Settings
-    ) -> dict[str, Any]:
-        """Outside the home region a global capability writes nothing: every record goes to the DLQ with
-        the reason (nothing is lost; the DLQ alarm says the stack is misconfigured)."""
-        sink.log("ERROR", reason, capability=self.capability)
-        sink.metric("RefusedOutsideHomeRegion", len(records))
-        if not is_batch:
-            raise ConfigError(reason)
-        failures = []
-        for record in records:
-            if not self._dead_letter(record, Outcome("dead", reason), sink, settings):
-                failures.append({"itemIdentifier": record.message_id or ""})
-        return {"batchItemFailures": failures}
-
-    def _publish(self, sink: Sink, trigger: str, settings: Settings) -> None:
-        """Send this invocation's findings to the findings topic (one message), when one is configured."""
-        topic = settings.findings_topic
-        if not topic or not sink.findings:
-            return
-        from rolewarden.aws import sns
-
-        try:
-            sns.publish_findings(topic, self.capability, [f.as_dict() for f in sink.findings], trigger)
-        except Exception as exc:  # noqa: BLE001 - the findings are in the log; publishing is best effort
-            sink.log("ERROR", f"could not publish findings to SNS: {exc}", topic=topic)
-
-    def _dead_letter(self, record: RecordIn, outcome: Outcome, sink: Sink, settings: Settings) -> bool:
-        """Send a record to the DLQ with its reason when retrying cannot help (malformed, permanent)
-        or this was its last allowed receive. False: leave it to SQS redelivery and the redrive policy."""
-        dlq_url = settings.dlq_url
-        max_receive = settings.max_receive
-        last_try = outcome.status == "dead" or record.receive_count >= max_receive
-        if not dlq_url or not last_try or record.message_id is None:
-            return False
-        from rolewarden.aws import sqs
-
-        try:
-            sqs.send_dead_letter(
-                dlq_url,
-                record.body,
-                reason=outcome.message,
-                capability=self.capability,
-                receive_count=record.receive_count,
-                message_id=record.message_id,
-            )
-        except Exception as exc:  # noqa: BLE001 - any failure here leaves the record to the redrive policy
-            sink.log("ERROR", f"could not send record to the DLQ: {exc}", message_id=record.message_id)
-            return False
-        sink.log(
-            "WARNING",
-            f"record sent to the DLQ: {outcome.message}",
-            message_id=record.message_id,
-            capability=self.capability,
-            receive_count=record.receive_count,
-        )
-        sink.metric("DeadLettered")
-        return True
 
 
 def make_handler(capability: str, *, sweep: bool = False) -> Callable[[Any, Any], dict[str, Any]]:

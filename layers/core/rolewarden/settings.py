@@ -69,6 +69,9 @@ class Settings:
     pace_containers: int = _var("ROLEWARDEN_PACE_CONTAINERS", default=1, parse="int>=1")
     pace_factor: float = _var("ROLEWARDEN_PACE_FACTOR", default=1.0, parse="float>0")
     pace_max_wait: float = _var("ROLEWARDEN_PACE_MAX_WAIT", default=30.0, parse="float>=0")
+    mode: str = _var("ROLEWARDEN_MODE", default="single", parse="mode")
+    execution_role: str = _var("ROLEWARDEN_EXECUTION_ROLE", default="RoleWardenExecution")
+    account_id: str = _var("ROLEWARDEN_ACCOUNT_ID", default="")
     log_level: str = _var("ROLEWARDEN_LOG_LEVEL", default="ERROR")
     service_name: str = _var("POWERTOOLS_SERVICE_NAME", default="rolewarden")
     metrics_namespace: str = _var("POWERTOOLS_METRICS_NAMESPACE", default="RoleWarden")
@@ -122,6 +125,12 @@ def _number[N: (int, float)](kind: Callable[[str], N], minimum: N, strict: bool)
     return parse
 
 
+def _mode(name: str, raw: str) -> str:
+    if raw not in ("single", "central"):
+        raise SettingsError(f"{name} must be single or central, not {raw!r}")
+    return raw
+
+
 def _on_off(name: str, raw: str) -> bool:
     flag = raw.lower()
     if flag not in ("on", "off", "true", "false", "1", "0"):
@@ -145,6 +154,7 @@ _PARSERS: dict[str, Callable[[str, str], Any]] = {
     "float>0": _number(float, 0.0, strict=True),
     "on-off": _on_off,
     "retry-mode": _retry_mode,
+    "mode": _mode,
 }
 
 _NAMES = tuple(name for names in Settings.variables().values() for name in names)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from dataclasses import replace
 from typing import Any
 
 from rolewarden.model.findings import Finding
@@ -20,6 +21,8 @@ class Sink:
         self.counts: Counter[str] = Counter()
         self.findings: list[Finding] = []
         self.records: list[dict[str, Any]] = []
+        #: The member account the invocation acts in now (central mode); its findings name it.
+        self.account = ""
 
     def log(self, level: str, message: str, **fields: Any) -> None:
         self.records.append({"level": level, "message": message, **fields})
@@ -38,6 +41,8 @@ class Sink:
             self.metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
 
     def finding(self, finding: Finding, metric: str = "Findings") -> None:
+        if self.account and not finding.account:
+            finding = replace(finding, account=self.account)
         self.findings.append(finding)
         self.log(
             finding.severity,

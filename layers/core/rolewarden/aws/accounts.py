@@ -48,6 +48,18 @@ class AccountUnavailable(PermanentError):
 
 
 @dataclass(frozen=True)
+class AccountScope:
+    """``aws.clients.AccountScope`` for one account: its clients come from ``sessions`` (assumed role)."""
+
+    sessions: AccountSessions
+    account: str
+    home: bool
+
+    def client(self, service: str) -> Any:
+        return self.sessions.client(self.account, service)
+
+
+@dataclass(frozen=True)
 class AccountCredentials:
     access_key_id: str
     secret_access_key: str
@@ -98,7 +110,7 @@ class AccountSessions:
     def _assume(self, account: str, now: float) -> AccountCredentials:
         role_arn = self.role_arn(account)
         try:
-            answer = clients.client("sts").assume_role(
+            answer = clients.home_client("sts").assume_role(
                 RoleArn=role_arn, RoleSessionName=SESSION_NAME, DurationSeconds=SESSION_SECONDS
             )
         except ClientError as exc:
@@ -116,7 +128,7 @@ class AccountSessions:
     def client(self, account: str, service: str) -> Any:
         """A client of ``service`` acting in ``account`` (raises ``AccountUnavailable``)."""
         if account == self.home_account:
-            return clients.client(service)
+            return clients.home_client(service)
         credentials = self.credentials(account)
         with self._lock:
             cached = self._clients.get((account, service))
@@ -127,15 +139,19 @@ class AccountSessions:
             aws_access_key_id=credentials.access_key_id,
             aws_secret_access_key=credentials.secret_access_key,
             aws_session_token=credentials.session_token,
-            config=clients._botocore_config(),
+            config=clients.botocore_config(),
         )
         if service in clients.PACED_SERVICES:
             made.meta.events.register(f"before-send.{service}", self._pacer(account).hook)
-        for event_name, handler in list(clients._hooks):
+        for event_name, handler in clients.hooks():
             made.meta.events.register(event_name, handler)
         with self._lock:
             self._clients[(account, service)] = (credentials, made)
         return made
+
+    def scope(self, account: str) -> AccountScope:
+        """The scope that makes ``aws.clients.client`` act in ``account`` (``clients.acting_in``)."""
+        return AccountScope(self, account, account == self.home_account)
 
     def _pacer(self, account: str) -> pacing.Pacer:
         with self._lock:

@@ -1,9 +1,21 @@
-"""One cached boto3 client per service, created lazily so tests and local servers are in place first."""
+"""One cached boto3 client per service, created lazily so tests and local servers are in place first;
+and the account a block of code acts in (issue 14).
+
+``client(service)`` answers RoleWarden's own client, unless code runs inside ``acting_in(scope)`` for a
+member account and ``service`` is one RoleWarden acts on there (``MEMBER_SERVICES``, exactly what
+member.yaml's execution role grants): then the scope's client, with the member's credentials. Every
+other service (the state table, the queues, the findings topic, Security Hub, Organizations, STS) is
+RoleWarden's own and stays in its own account. The scope is a ``ContextVar``: RoleWarden runs no threads
+of its own, so the scope of a reconcile is the scope of every call it makes.
+"""
 
 from __future__ import annotations
 
 import threading
-from typing import Any
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any, Protocol
 
 import boto3
 from botocore.config import Config as BotoConfig
@@ -18,9 +30,50 @@ _session: boto3.session.Session | None = None
 _hooks: list[tuple[str, Any]] = []
 #: services whose writes are paced client-side (rolewarden.aws.pacing)
 PACED_SERVICES = frozenset({"ec2", "iam"})
+#: The services RoleWarden acts on in a member account (member.yaml's ExecutionRole grants exactly these;
+#: tests/unit/test_member_template.py checks the two agree).
+MEMBER_SERVICES = frozenset({"autoscaling", "ec2", "iam", "s3"})
 
 
-def _botocore_config() -> BotoConfig:
+class AccountScope(Protocol):
+    """Where a block of code acts: ``account``, and its clients of ``MEMBER_SERVICES``."""
+
+    @property
+    def account(self) -> str: ...
+
+    @property
+    def home(self) -> bool: ...
+
+    def client(self, service: str) -> Any: ...
+
+
+_scope: ContextVar[AccountScope | None] = ContextVar("rolewarden_account_scope", default=None)
+
+
+@contextmanager
+def acting_in(scope: AccountScope | None) -> Iterator[None]:
+    """Make ``client`` answer ``scope``'s clients for the block (None: RoleWarden's own account)."""
+    token = _scope.set(scope)
+    try:
+        yield
+    finally:
+        _scope.reset(token)
+
+
+def current_account() -> str | None:
+    """The account the code acts in now; None: RoleWarden's own (not named)."""
+    scope = _scope.get()
+    return scope.account if scope is not None else None
+
+
+def scoped_key(key: str) -> str:
+    """A state-table key of the account in scope: a member account's keys carry its id, so two accounts'
+    roles of one name never share a record; RoleWarden's own account keeps the keys it always had."""
+    scope = _scope.get()
+    return key if scope is None or scope.home else f"account#{scope.account}#{key}"
+
+
+def botocore_config() -> BotoConfig:
     # Standard retry mode retries throttling (RequestLimitExceeded, Throttling, SlowDown...),
     # 5xx answers and dropped connections with exponential backoff and jitter. The mode and the
     # attempt count are settings so the CLI can use adaptive mode on large sweeps.
@@ -44,11 +97,19 @@ def session() -> boto3.session.Session:
 
 
 def client(service: str) -> Any:
-    """The shared client for ``service`` (honours AWS_ENDPOINT_URL, region and credential chain)."""
+    """The client for ``service`` in the account in scope (see the module's docstring)."""
+    scope = _scope.get()
+    if scope is not None and not scope.home and service in MEMBER_SERVICES:
+        return scope.client(service)
+    return home_client(service)
+
+
+def home_client(service: str) -> Any:
+    """RoleWarden's own shared client for ``service`` (honours AWS_ENDPOINT_URL, region and credential chain)."""
     existing = _clients.get(service)
     if existing is not None:
         return existing
-    made = session().client(service, config=_botocore_config())  # type: ignore[call-overload]
+    made = session().client(service, config=botocore_config())  # type: ignore[call-overload]
     if service in PACED_SERVICES:
         # every attempt of a throttled write waits for this container's share of the account's bucket
         made.meta.events.register(f"before-send.{service}", pacing.pacer().hook)
@@ -56,6 +117,12 @@ def client(service: str) -> Any:
         made.meta.events.register(event_name, handler)
     with _lock:
         return _clients.setdefault(service, made)
+
+
+def hooks() -> list[tuple[str, Any]]:
+    """The (event name, handler) pairs every client gets (a copy)."""
+    with _lock:
+        return list(_hooks)
 
 
 def add_hook(event_name: str, handler: Any) -> None:

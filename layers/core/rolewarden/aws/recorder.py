@@ -1,5 +1,7 @@
 """The Recorder: every record goes to the log and, when a state table is configured, to DynamoDB
-(``rolewarden.aws.records``, imported only then: most invocations record nothing)."""
+(``rolewarden.aws.records``, imported only then: most invocations record nothing). A record made while
+acting in a member account (``aws.clients.acting_in``) names the account: its resource key carries the
+account id (``scoped_key``: two accounts' roles of one name never share a history) and its data says it."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from rolewarden.aws.clients import current_account, scoped_key
 from rolewarden.model.records import Record
 from rolewarden.settings import current
 from rolewarden.telemetry import Sink
@@ -22,6 +25,10 @@ class Recorder:
 
     def record(self, resource: str, kind: str, data: dict[str, Any], now: datetime | None = None) -> Record:
         when = (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        resource = scoped_key(resource)
+        account = current_account()
+        if account is not None:
+            data = {**data, "account": account}
         rec = Record(resource=resource, kind=kind, record_id=uuid.uuid4().hex[:12], time=when, data=data)
         self.sink.log(
             "INFO",
@@ -38,6 +45,7 @@ class Recorder:
     def history(self, resource: str, kind: str | None = None) -> list[Record]:
         """Records of ``resource``, newest first across kinds (the table's sort key starts with the kind,
         so its order alone would group them); without a table, those written by this process."""
+        resource = scoped_key(resource)
         if not self.table:
             found = [r for r in self.written if r.resource == resource and (kind is None or r.kind == kind)]
         else:

@@ -19,9 +19,9 @@ _tables: dict[str, Any] = {}
 
 def _table(name: str) -> Any:
     if name not in _tables:
-        from rolewarden.aws.clients import _botocore_config
+        from rolewarden.aws.clients import botocore_config
 
-        _tables[name] = session().resource("dynamodb", config=_botocore_config()).Table(name)
+        _tables[name] = session().resource("dynamodb", config=botocore_config()).Table(name)
     return _tables[name]
 
 

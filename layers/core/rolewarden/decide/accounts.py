@@ -20,12 +20,14 @@ REFUSED_RULE = "account-not-admitted"
 
 @dataclass(frozen=True)
 class AccountFacts:
-    """What is known of an account. ``organization_id``: an event that came through the central bus is
-    from the organization (the bus policy says so); a sweep learns it from Organizations. ``ous``: every
+    """What is known of an account, from AWS Organizations (the central bus's policy admits only the
+    organization's accounts, but RoleWarden checks again rather than trust one policy). ``ous``: every
     ancestor of the account (OU ids and the root id), or None when unknown."""
 
     organization_id: str | None = None
     ous: tuple[str, ...] | None = None
+    #: Whether Organizations lists the account as an ACTIVE account of ``organization_id`` (None: not asked).
+    listed: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,8 @@ def admit(account: str, accounts: Accounts, *, home_account: str, facts: Account
         return refuse("its organization is not known")
     if known.organization_id != accounts.organization_id:
         return refuse(f"in organization {known.organization_id}, not {accounts.organization_id}")
+    if known.listed is False:
+        return refuse(f"not an active account of organization {accounts.organization_id}")
     if accounts.exclude_ous:
         if known.ous is None:
             return refuse("its OU is not known and accounts.exclude_ous is set")

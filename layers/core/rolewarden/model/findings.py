@@ -19,16 +19,18 @@ class Finding:
     message: str
     severity: Severity = "WARNING"
     details: Mapping[str, Any] = field(default_factory=dict)
+    #: The account the finding is about ("": RoleWarden's own, in single mode).
+    account: str = ""
 
     @classmethod
     def on_account(
         cls, capability: str, account: str, rule: str, message: str, severity: Severity = "WARNING", **details: Any
     ) -> Finding:
         """A finding about a whole account (resource ``account/<id>``; the details name it first)."""
-        return cls(capability, f"account/{account}", rule, message, severity, {"account": account, **details})
+        return cls(capability, f"account/{account}", rule, message, severity, {"account": account, **details}, account)
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        found = {
             "capability": self.capability,
             "resource": self.resource,
             "rule": self.rule,
@@ -36,3 +38,4 @@ class Finding:
             "message": self.message,
             "details": dict(self.details),
         }
+        return {**found, "account": self.account} if self.account else found

@@ -18,6 +18,7 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
+from rolewarden.aws.clients import scoped_key
 from rolewarden.aws.leases import give_back, take
 from rolewarden.model.actions import Action
 
@@ -28,7 +29,7 @@ _PART_FIELDS = ("action", "resource", "policy_name", "policy_arn", "profile_name
 
 
 def _remediation_key(role: str) -> dict[str, Any]:
-    return {"pk": {"S": f"compliance#role#{role}"}, "sk": {"S": "remediation"}}
+    return {"pk": {"S": scoped_key(f"compliance#role#{role}")}, "sk": {"S": "remediation"}}
 
 
 def action_fingerprint(action: Action) -> str:

@@ -17,7 +17,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from rolewarden.aws.clients import client
+from rolewarden.aws.clients import client, scoped_key
 from rolewarden.aws.errors import classify, code_of
 from rolewarden.aws.leases import give_back, take
 from rolewarden.model.grants import BucketGrant, Published, RoleRecord
@@ -26,7 +26,13 @@ BUCKETS_PK = "grants#buckets"
 
 
 def _role_pk(role: str) -> str:
-    return f"grants#role#{role}"
+    return scoped_key(f"grants#role#{role}")
+
+
+def _buckets_pk() -> str:
+    """The partition of every bucket record of the account in scope (bucket names are global, but a
+    bucket deleted in one account and made again in another must not inherit the first one's record)."""
+    return scoped_key(BUCKETS_PK)
 
 
 def _ddb(what: str, call: Any, **kwargs: Any) -> Any:
@@ -49,7 +55,7 @@ def _bucket_grants(bucket: str, item: Mapping[str, Any]) -> dict[str, BucketGran
 
 
 def _record_key(bucket: str) -> dict[str, Any]:
-    return {"pk": {"S": BUCKETS_PK}, "sk": {"S": bucket}}
+    return {"pk": {"S": _buckets_pk()}, "sk": {"S": bucket}}
 
 
 def lease_bucket(table: str, bucket: str, owner: str, now: float, seconds: float) -> tuple[bool, Any]:
@@ -112,7 +118,7 @@ def record_role_items(
 def recorded_buckets(table: str) -> dict[str, dict[str, BucketGrant]]:
     """Every recorded bucket: bucket -> role -> grant (one paginated, strongly consistent Query)."""
     out: dict[str, dict[str, BucketGrant]] = {}
-    for item in _query(table, BUCKETS_PK):
+    for item in _query(table, _buckets_pk()):
         grants = _bucket_grants(item["sk"]["S"], item)
         if grants is not None:
             out[item["sk"]["S"]] = grants

@@ -1,0 +1,109 @@
+"""What becomes of a record once its outcome is known, and of an invocation's findings: a record that
+cannot succeed goes to the DLQ with its reason (``dead_letter``), a failed one comes back after a short
+backoff by receive count (``retry_soon``), a global capability outside its home region refuses every
+record (``refuse_everything``), and the findings go to the findings topic (``publish``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rolewarden.batch import HOOK_RETRY_DELAY, RecordIn, retry_delay
+from rolewarden.capabilities.base import Outcome
+from rolewarden.errors import ConfigError
+from rolewarden.settings import Settings
+from rolewarden.telemetry import Sink
+
+
+def retry_soon(record: RecordIn, sink: Sink, settings: Settings, capability: str, jitter: float) -> None:
+    """Bring a failed record back after a short backoff instead of the queue's visibility timeout."""
+    queue_url = settings.queue_url
+    if not queue_url or not record.receipt_handle:
+        return
+    delay = retry_delay(
+        record.receive_count,
+        base=settings.retry_base,
+        cap=settings.retry_cap,
+        jitter=jitter,
+    )
+    if any(t.lifecycle is not None for t in record.targets):
+        # A record holding a lifecycle hook comes back within the margin the heartbeat decision
+        # assumes (decide.profiles.hook_needs_heartbeat), whatever its receive count: a longer wait
+        # could outlast the hook's heartbeat timeout, and the instance would take the default result.
+        delay = min(delay, HOOK_RETRY_DELAY)
+    from rolewarden.aws import sqs
+
+    try:
+        sqs.retry_in(queue_url, record.receipt_handle, delay)
+    except Exception as exc:  # noqa: BLE001 - the record still comes back, after the queue's visibility timeout
+        sink.log("WARNING", f"could not shorten the retry delay: {exc}", message_id=record.message_id)
+        return
+    sink.log(
+        "INFO",
+        f"record retried in {delay} s",
+        message_id=record.message_id,
+        receive_count=record.receive_count,
+        retry_in=delay,
+        capability=capability,
+    )
+
+
+def refuse_everything(
+    records: list[RecordIn], is_batch: bool, reason: str, sink: Sink, settings: Settings, capability: str
+) -> dict[str, Any]:
+    """Outside the home region a global capability writes nothing: every record goes to the DLQ with
+    the reason (nothing is lost; the DLQ alarm says the stack is misconfigured)."""
+    sink.log("ERROR", reason, capability=capability)
+    sink.metric("RefusedOutsideHomeRegion", len(records))
+    if not is_batch:
+        raise ConfigError(reason)
+    failures = []
+    for record in records:
+        if not dead_letter(record, Outcome("dead", reason), sink, settings, capability):
+            failures.append({"itemIdentifier": record.message_id or ""})
+    return {"batchItemFailures": failures}
+
+
+def publish(sink: Sink, trigger: str, settings: Settings, capability: str) -> None:
+    """Send this invocation's findings to the findings topic (one message), when one is configured."""
+    topic = settings.findings_topic
+    if not topic or not sink.findings:
+        return
+    from rolewarden.aws import sns
+
+    try:
+        sns.publish_findings(topic, capability, [f.as_dict() for f in sink.findings], trigger)
+    except Exception as exc:  # noqa: BLE001 - the findings are in the log; publishing is best effort
+        sink.log("ERROR", f"could not publish findings to SNS: {exc}", topic=topic)
+
+
+def dead_letter(record: RecordIn, outcome: Outcome, sink: Sink, settings: Settings, capability: str) -> bool:
+    """Send a record to the DLQ with its reason when retrying cannot help (malformed, permanent)
+    or this was its last allowed receive. False: leave it to SQS redelivery and the redrive policy."""
+    dlq_url = settings.dlq_url
+    max_receive = settings.max_receive
+    last_try = outcome.status == "dead" or record.receive_count >= max_receive
+    if not dlq_url or not last_try or record.message_id is None:
+        return False
+    from rolewarden.aws import sqs
+
+    try:
+        sqs.send_dead_letter(
+            dlq_url,
+            record.body,
+            reason=outcome.message,
+            capability=capability,
+            receive_count=record.receive_count,
+            message_id=record.message_id,
+        )
+    except Exception as exc:  # noqa: BLE001 - any failure here leaves the record to the redrive policy
+        sink.log("ERROR", f"could not send record to the DLQ: {exc}", message_id=record.message_id)
+        return False
+    sink.log(
+        "WARNING",
+        f"record sent to the DLQ: {outcome.message}",
+        message_id=record.message_id,
+        capability=capability,
+        receive_count=record.receive_count,
+    )
+    sink.metric("DeadLettered")
+    return True
