@@ -51,6 +51,9 @@ def aws(local_aws: LocalAws, monkeypatch: pytest.MonkeyPatch) -> LocalAws:
 
     profiles.clear_profile_cache()
     config._cache.clear()
+    from rolewarden import account_runs
+
+    account_runs.reset()  # the per-container account sessions, home account and Organizations cache
     return local_aws
 
 

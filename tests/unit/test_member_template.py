@@ -263,12 +263,39 @@ def test_central_functions_may_assume_only_the_execution_role_and_only_in_centra
     (policy,) = C_RES[function]["Properties"]["Policies"]
     plain = [s for s in policy["Statement"] if "Fn::If" not in s]
     assert not any(a.startswith("sts:") for s in plain for a in _as_list(s["Action"]))
-    (central,) = [s["Fn::If"] for s in policy["Statement"] if "Fn::If" in s and s["Fn::If"][0] == "IsCentral"]
-    _, statement, otherwise = central
-    assert otherwise == {"Ref": "AWS::NoValue"}
+    central = [s["Fn::If"] for s in policy["Statement"] if "Fn::If" in s and s["Fn::If"][0] == "IsCentral"]
+    assert all(otherwise == {"Ref": "AWS::NoValue"} for _, _, otherwise in central)
+    statements = {s["Sid"]: s for _, s, _ in central}
+    assert sorted(statements) == ["ActInMemberAccounts", "ListTheOrganization", "ReadAccountOUs"]
+    statement = statements["ActInMemberAccounts"]
     assert _as_list(statement["Action"]) == ["sts:AssumeRole"]
     assert _text(statement["Resource"]) == "arn:${AWS::Partition}:iam::*:role/${ExecutionRoleName}"
     assert statement["Condition"] == {"StringEquals": {"aws:ResourceOrgID": {"Ref": "OrganizationId"}}}
+    # reading the organization is read-only, and ListParents only within this organization
+    reads = [a for sid in ("ListTheOrganization", "ReadAccountOUs") for a in _as_list(statements[sid]["Action"])]
+    assert sorted(reads) == [
+        "organizations:DescribeOrganization",
+        "organizations:ListAccounts",
+        "organizations:ListParents",
+    ]
+    assert [_text(r) for r in statements["ReadAccountOUs"]["Resource"]] == [
+        "arn:${AWS::Partition}:organizations::*:account/${OrganizationId}/*",
+        "arn:${AWS::Partition}:organizations::*:ou/${OrganizationId}/*",
+    ]
+
+
+def test_the_services_rolewarden_acts_on_in_a_member_are_the_execution_roles() -> None:
+    """aws.clients routes exactly the services member.yaml's execution role grants to the member's credentials;
+    every other service (the state table, queues, topic) stays RoleWarden's own."""
+    from rolewarden.aws.clients import MEMBER_SERVICES
+
+    granted = {
+        a.split(":", 1)[0]
+        for policy in _execution_role()["Policies"]
+        for s in _statements(policy["PolicyDocument"]["Statement"])
+        for a in _as_list(s["Action"])
+    }
+    assert granted == MEMBER_SERVICES
 
 
 def test_the_two_templates_agree_on_names() -> None:

@@ -26,6 +26,9 @@ UNSCOPABLE = {
     "ec2:DescribeIamInstanceProfileAssociations",
     "s3:ListAllMyBuckets",
     "iam:GetAccountAuthorizationDetails",
+    # central mode (issue 14): the Service Authorization Reference lists no resource type for these
+    "organizations:DescribeOrganization",
+    "organizations:ListAccounts",
 }
 IAM_READ_PREFIXES = ("Get", "List", "Simulate", "Generate")
 

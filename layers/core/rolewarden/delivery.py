@@ -1,12 +1,14 @@
 """What becomes of a record once its outcome is known, and of an invocation's findings: a record that
 cannot succeed goes to the DLQ with its reason (``dead_letter``), a failed one comes back after a short
 backoff by receive count (``retry_soon``), a global capability outside its home region refuses every
-record (``refuse_everything``), and the findings go to the findings topic (``publish``)."""
+record (``refuse_everything``), and the findings go to the findings topic and, optionally, to Security
+Hub (``publish``)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from rolewarden import account_runs
 from rolewarden.batch import HOOK_RETRY_DELAY, RecordIn, retry_delay
 from rolewarden.capabilities.base import Outcome
 from rolewarden.errors import ConfigError
@@ -64,16 +66,42 @@ def refuse_everything(
 
 
 def publish(sink: Sink, trigger: str, settings: Settings, capability: str) -> None:
-    """Send this invocation's findings to the findings topic (one message), when one is configured."""
+    """Send this invocation's findings to the findings topic (one message), when one is configured, and to
+    Security Hub when ``ROLEWARDEN_SECURITY_HUB`` is on. Both are best effort: the findings are in the log."""
     topic = settings.findings_topic
-    if not topic or not sink.findings:
-        return
-    from rolewarden.aws import sns
+    if topic and sink.findings:
+        from rolewarden.aws import sns
+
+        try:
+            sns.publish_findings(topic, capability, [f.as_dict() for f in sink.findings], trigger)
+        except Exception as exc:  # noqa: BLE001 - the findings are in the log; publishing is best effort
+            sink.log("ERROR", f"could not publish findings to SNS: {exc}", topic=topic)
+    if settings.security_hub and sink.findings:
+        _to_security_hub(sink, settings)
+
+
+def _to_security_hub(sink: Sink, settings: Settings) -> None:
+    """ASFF through BatchImportFindings from RoleWarden's own account (the importer; see decide.asff), each
+    finding filed with the account it is about in its resource ARN and product fields."""
+    from datetime import UTC, datetime
+
+    from rolewarden.aws import securityhub
+    from rolewarden.decide.asff import AsffContext, to_asff
 
     try:
-        sns.publish_findings(topic, capability, [f.as_dict() for f in sink.findings], trigger)
-    except Exception as exc:  # noqa: BLE001 - the findings are in the log; publishing is best effort
-        sink.log("ERROR", f"could not publish findings to SNS: {exc}", topic=topic)
+        importer = account_runs.home_account(settings)
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+        asff = [
+            to_asff(f, AsffContext(f.account or importer, importer, settings.region or "us-east-1", now))
+            for f in sink.findings
+        ]
+        result = securityhub.import_findings(asff)
+    except Exception as exc:  # noqa: BLE001 - best effort, as the topic
+        sink.log("ERROR", f"could not import findings into Security Hub: {exc}")
+        return
+    for failed in result.failed:
+        sink.log("ERROR", f"Security Hub refused finding {failed.id}: {failed.code}: {failed.message}")
+    sink.metric("SecurityHubImported", result.imported)
 
 
 def dead_letter(record: RecordIn, outcome: Outcome, sink: Sink, settings: Settings, capability: str) -> bool:

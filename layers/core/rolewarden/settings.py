@@ -72,6 +72,7 @@ class Settings:
     mode: str = _var("ROLEWARDEN_MODE", default="single", parse="mode")
     execution_role: str = _var("ROLEWARDEN_EXECUTION_ROLE", default="RoleWardenExecution")
     account_id: str = _var("ROLEWARDEN_ACCOUNT_ID", default="")
+    security_hub: bool = _var("ROLEWARDEN_SECURITY_HUB", default=False, parse="on-off")
     log_level: str = _var("ROLEWARDEN_LOG_LEVEL", default="ERROR")
     service_name: str = _var("POWERTOOLS_SERVICE_NAME", default="rolewarden")
     metrics_namespace: str = _var("POWERTOOLS_METRICS_NAMESPACE", default="RoleWarden")
