@@ -91,25 +91,26 @@ def _broken(change: str) -> list[dict[str, Any]]:
     return table
 
 
-@pytest.mark.parametrize(
-    ("change", "message"),
-    [
-        ("unknown category", "group 0: unknown category 'iam-writes'; known: iam-write, passrole-code,"),
-        ("category twice", "group 2: category iam-write has a group already"),
-        ("unknown scope", "path iam-x (iam-write): key 0: unknown scope 'own'; known: broad, self, policy, any"),
-        ("missing field", "category passrole-code, path 0: missing field(s) sources"),
-        ("unknown field", "path iam-x (iam-write): key 0: unknown field(s) narowed_by; known: action, scope,"),
-        ("duplicate id", "duplicate path id(s): iam-x"),
-        ("principals elsewhere", "path iam-x (iam-write): principals are named by passrole-code paths"),
-        ("passrole without principals", "path lambda-x (passrole-code): principals are named by passrole-code"),
-        ("no key need", "path iam-x (iam-write): key names no need"),
-        ("not a string", "path lambda-x (passrole-code): companions: expected a non-empty string, got 7"),
-    ],
-)
-def test_a_malformed_table_is_refused_naming_the_place(change: str, message: str) -> None:
+#: Each way ``_broken`` breaks the table, and what the refusal must say (after the file's name).
+REFUSALS = {
+    "unknown category": "group 0: unknown category 'iam-writes'; known: iam-write, passrole-code,",
+    "category twice": "group 2: category iam-write has a group already",
+    "unknown scope": "path iam-x (iam-write): key 0: unknown scope 'own'; known: broad, self, policy, any",
+    "missing field": "category passrole-code, path 0: missing field(s) sources",
+    "unknown field": "path iam-x (iam-write): key 0: unknown field(s) narowed_by; known: action, scope,",
+    "duplicate id": "duplicate path id(s): iam-x",
+    "principals elsewhere": "path iam-x (iam-write): principals are named by passrole-code paths",
+    "passrole without principals": "path lambda-x (passrole-code): principals are named by passrole-code",
+    "no key need": "path iam-x (iam-write): key names no need",
+    "not a string": "path lambda-x (passrole-code): companions: expected a non-empty string, got 7",
+}
+
+
+@pytest.mark.parametrize("change", REFUSALS)
+def test_a_malformed_table_is_refused_naming_the_place(change: str) -> None:
     with pytest.raises(TableError) as refused:
         load_paths(json.dumps(_broken(change)), source="test.json")
-    assert str(refused.value).startswith("escalation table test.json: ") and message in str(refused.value)
+    assert str(refused.value).startswith("escalation table test.json: ") and REFUSALS[change] in str(refused.value)
 
 
 def test_text_that_is_not_json_or_not_a_list_is_refused() -> None:
