@@ -88,6 +88,10 @@ def _broken(change: str) -> list[dict[str, Any]]:
             write["key"] = []
         case "not a string":
             passrole["companions"] = ["lambda:CreateFunction", 7]
+        case "no sources":
+            passrole["sources"] = []
+        case "group not an object":
+            table[1] = "passrole-code"
     return table
 
 
@@ -103,6 +107,8 @@ REFUSALS = {
     "passrole without principals": "path lambda-x (passrole-code): principals are named by passrole-code",
     "no key need": "path iam-x (iam-write): key names no need",
     "not a string": "path lambda-x (passrole-code): companions: expected a non-empty string, got 7",
+    "no sources": "path lambda-x (passrole-code): sources: an empty list",
+    "group not an object": "group 1: expected an object, got str",
 }
 
 
