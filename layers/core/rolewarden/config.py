@@ -50,6 +50,8 @@ DEFAULT_LEVELS: dict[str, list[str]] = {
 }
 
 RuleMode = Literal["enforce", "report", "off"]
+#: ``instance_profiles.metadata.imdsv2``: what RoleWarden does about instances that still answer IMDSv1.
+Imdsv2Mode = Literal["off", "report", "enforce"]
 
 COMPLIANCE_RULE_IDS = (
     "no-admin-access",
@@ -121,7 +123,7 @@ class InstanceMetadata(Section):
     instance that still answers IMDSv1; ``enforce`` sets ``HttpTokens: required`` and ``hop_limit`` on each
     managed instance in the same reconcile that gives it its profile."""
 
-    imdsv2: Literal["off", "report", "enforce"] = "report"
+    imdsv2: Imdsv2Mode = "report"
     #: HttpPutResponseHopLimit (EC2 accepts 1-64); 2 lets containers on the instance reach IMDSv2.
     hop_limit: Annotated[int, Limits(ge=1, le=64)] = 2
     exemptions: list[MetadataExemption] = field(default_factory=list)

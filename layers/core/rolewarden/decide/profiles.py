@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from typing import Literal
 
-from rolewarden.config import Config, InstanceMetadata, InstanceProfiles, ProfileRule, TagValue
+from rolewarden.config import Config, Imdsv2Mode, InstanceMetadata, InstanceProfiles, ProfileRule, TagValue
 from rolewarden.model.actions import Action
 from rolewarden.model.documents import PolicyDocumentError
 from rolewarden.model.iam import ManagedPolicy, Role
@@ -46,7 +46,9 @@ MetadataVerdict = Literal[
 class MetadataDecision:
     verdict: MetadataVerdict
     reason: str
-    mode: str
+    #: The ``imdsv2`` setting the verdict was reached under.
+    mode: Imdsv2Mode
+    #: The reason of the exemption that matched (verdict ``exempt``).
     exemption: str | None = None
 
 
@@ -61,6 +63,8 @@ class ProfileDecision:
     instance_id: str
     verdict: Verdict
     reason: str
+    #: The rest only by name: several are optional strings that a wrong position would swap silently.
+    _: KW_ONLY
     desired: str | None = None
     rule_index: int | None = None
     current_arn: str | None = None
@@ -202,7 +206,16 @@ def decide_instance(
             if md_action is not None:
                 actions = (*actions, md_action)
         return ProfileDecision(
-            instance_id, verdict, reason + allowed, name, rule_index, current, actions, guard, asked_by, metadata
+            instance_id,
+            verdict,
+            reason + allowed,
+            desired=name,
+            rule_index=rule_index,
+            current_arn=current,
+            actions=actions,
+            guard=guard,
+            asked_by=asked_by,
+            metadata=metadata,
         )
 
     info = profiles.get(name)

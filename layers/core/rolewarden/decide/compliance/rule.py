@@ -9,7 +9,8 @@ in one literal tuple, and a unit test checks their permissions against template.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, ClassVar, Literal
 
 from rolewarden.config import Config, RuleMode
@@ -45,7 +46,8 @@ class Violation:
     rule: str
     message: str
     remedy: Remedy
-    details: Mapping[str, Any] = field(default_factory=dict)
+    #: What a finding reports beyond the message; read-only, like the violation (none: the shared empty view).
+    details: Mapping[str, Any] = MappingProxyType({})
     #: A stricter limit than the rule's mode for this violation (e.g. its escalation category's); None: the rule's.
     mode: RuleMode | None = None
 

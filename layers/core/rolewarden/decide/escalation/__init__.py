@@ -1,2 +1,2 @@
-"""The escalation-path table of the ``no-privilege-escalation`` rule, as data: the path types
-(``path``), one data module per category group, and the assembled table (``catalog``)."""
+"""The escalation-path table of the ``no-privilege-escalation`` rule: the path types (``path``), the table as
+data (``paths.json``) and its loader, which checks it and keeps it in order (``catalog``)."""

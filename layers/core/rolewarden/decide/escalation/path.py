@@ -1,5 +1,6 @@
-"""The shape of an escalation path (``Need``, ``EscalationPath``, categories) and the builders the data
-modules write the table with (PURE: no imports of boto3, the config or the clock).
+"""The shape of an escalation path (``Need``, ``EscalationPath``, categories); the table itself is the data
+file ``paths.json``, read and checked by ``rolewarden.decide.escalation.catalog`` (PURE: no imports of boto3,
+the config or the clock).
 
 Written for RoleWarden from four public catalogs; the facts (which actions, together, let a principal
 raise its privileges) carry over, the table is ours. ``sources`` names where each path is published:
@@ -26,6 +27,15 @@ condition key that, given concrete values, narrows the grant (iam:PolicyARN on A
 ``key`` marks the needs whose statements the remedy removes (the dangerous half, not the companion
 actions an application also uses). PassRole paths name the service principal(s) the role is passed to;
 an ``iam:PassedToService`` condition that names none of them leaves the path closed.
+
+``category`` groups the paths (an exemption or a mode may name a whole category):
+
+* ``iam-write``         IAM writes that change what a principal may do: on the role itself, on any user or group,
+  and pairs that change another principal, then become it
+* ``credentials``       credentials of other principals (access keys, console passwords)
+* ``trust``             become another role
+* ``passrole-code``     pass the role to a service that runs new, caller-supplied code with it
+* ``existing-compute``  change the code of compute that already runs with a role
 """
 
 from __future__ import annotations
@@ -61,30 +71,3 @@ class EscalationPath:
     @property
     def actions(self) -> tuple[str, ...]:
         return tuple(n.action for n in self.needs)
-
-
-def key_need(action: str, scope: Scope = "broad", **kw: object) -> Need:
-    return Need(action, scope, True, **kw)  # type: ignore[arg-type]
-
-
-def companion(action: str) -> Need:
-    """A companion action: any resource will do (the caller creates or names the resource itself)."""
-    return Need(action, "any")
-
-
-def iam_path(
-    pid: str, title: str, sources: tuple[str, ...], *needs: Need, category: Category = "iam-write"
-) -> EscalationPath:
-    return EscalationPath(pid, title, category, sources, needs)
-
-
-def passrole_path(
-    pid: str, title: str, sources: tuple[str, ...], principals: tuple[str, ...], *actions: str
-) -> EscalationPath:
-    return EscalationPath(
-        pid, title, "passrole-code", sources, (key_need(PASS_ROLE), *(companion(a) for a in actions)), principals
-    )
-
-
-def existing_path(pid: str, title: str, sources: tuple[str, ...], first: Need, *more: str) -> EscalationPath:
-    return EscalationPath(pid, title, "existing-compute", sources, (first, *(companion(a) for a in more)))
