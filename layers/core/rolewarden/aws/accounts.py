@@ -53,7 +53,11 @@ class AccountScope:
 
     sessions: AccountSessions
     account: str
-    home: bool
+
+    @property
+    def home(self) -> bool:
+        """RoleWarden's own account: its own clients and credentials."""
+        return self.account == self.sessions.home_account
 
     def client(self, service: str) -> Any:
         return self.sessions.client(self.account, service)
@@ -151,7 +155,7 @@ class AccountSessions:
 
     def scope(self, account: str) -> AccountScope:
         """The scope that makes ``aws.clients.client`` act in ``account`` (``clients.acting_in``)."""
-        return AccountScope(self, account, account == self.home_account)
+        return AccountScope(self, account)
 
     def _pacer(self, account: str) -> pacing.Pacer:
         with self._lock:

@@ -19,18 +19,6 @@ REFUSED_RULE = "account-not-admitted"
 
 
 @dataclass(frozen=True)
-class AccountFacts:
-    """What is known of an account, from AWS Organizations (the central bus's policy admits only the
-    organization's accounts, but RoleWarden checks again rather than trust one policy). ``ous``: every
-    ancestor of the account (OU ids and the root id), or None when unknown."""
-
-    organization_id: str | None = None
-    ous: tuple[str, ...] | None = None
-    #: Whether Organizations lists the account as an ACTIVE account of ``organization_id`` (None: not asked).
-    listed: bool | None = None
-
-
-@dataclass(frozen=True)
 class Admission:
     account: str
     admitted: bool
@@ -40,6 +28,18 @@ class Admission:
         """A refusal as the one finding it yields (callers make no retry of a refused account)."""
         why = f"account {self.account}: {self.reason}; RoleWarden does not act there"
         return Finding.on_account(capability, self.account, REFUSED_RULE, why)
+
+
+@dataclass(frozen=True)
+class AccountFacts:
+    """What is known of an account, from AWS Organizations (the central bus's policy admits only the
+    organization's accounts, but RoleWarden checks again rather than trust one policy). ``ous``: every
+    ancestor of the account (OU ids and the root id), or None when unknown."""
+
+    organization_id: str | None = None
+    ous: tuple[str, ...] | None = None
+    #: Whether Organizations lists the account as an ACTIVE account of ``organization_id`` (None: not asked).
+    listed: bool | None = None
 
 
 def admit(account: str, accounts: Accounts, *, home_account: str, facts: AccountFacts | None = None) -> Admission:
