@@ -40,6 +40,27 @@ def string_list(value: Any, where: str) -> tuple[str, ...]:
     raise PolicyDocumentError(f"{where} must be a string or a list of strings")
 
 
+def _listed(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def named_values(document: Any) -> Iterable[str]:
+    """Every string a document's statements name as a ``Resource`` or as a condition value, skipping what
+    is not of the grammar instead of refusing it: the scan for what a hand-edited document still names
+    (the grants capability's buckets), where ``parse_policy`` would refuse the whole document."""
+    statements = document.get("Statement", []) if isinstance(document, Mapping) else []
+    for statement in _listed(statements):
+        if not isinstance(statement, Mapping):
+            continue
+        values = _listed(statement.get("Resource", []))
+        conditions = statement.get("Condition")
+        for condition in conditions.values() if isinstance(conditions, Mapping) else []:
+            if isinstance(condition, Mapping):
+                for item in condition.values():
+                    values = [*values, *_listed(item)]
+        yield from (value for value in values if isinstance(value, str))
+
+
 @dataclass(frozen=True)
 class Statement:
     """One statement, normalised. ``raw`` is the statement as written (kept verbatim on rewrite)."""

@@ -25,6 +25,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from rolewarden.decide.grants.catalog import LevelActions
+from rolewarden.decide.policy import named_values
 from rolewarden.model.documents import canonical_json
 from rolewarden.model.grants import BucketGrant
 from rolewarden.model.iam import ManagedPolicy
@@ -131,28 +132,9 @@ def pack(
     return [render(part, levels, partition) for part in parts]
 
 
-def _as_list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else [value]
-
-
 def buckets_named(document: Mapping[str, Any]) -> set[str]:
     """Every bucket a document names (resources and KMS conditions); tolerant of hand-edited documents."""
-    found: set[str] = set()
-    statements = document.get("Statement", []) if isinstance(document, Mapping) else []
-    for statement in _as_list(statements):
-        if not isinstance(statement, Mapping):
-            continue
-        values = list(_as_list(statement.get("Resource", [])))
-        conditions = statement.get("Condition")
-        for condition in conditions.values() if isinstance(conditions, Mapping) else []:
-            if isinstance(condition, Mapping):
-                for item in condition.values():
-                    values.extend(_as_list(item))
-        for value in values:
-            match = _S3_ARN_RE.match(value) if isinstance(value, str) else None
-            if match:
-                found.add(match.group(1))
-    return found
+    return {match.group(1) for value in named_values(document) if (match := _S3_ARN_RE.match(value))}
 
 
 def read_back(
