@@ -194,3 +194,27 @@ def test_only_the_schedules_own_sweep_fans_out_and_only_in_central_mode() -> Non
     assert account_runs.fans_out(scheduled, central)
     assert not account_runs.fans_out(part, central)
     assert not account_runs.fans_out(scheduled, single)
+
+
+def test_a_change_made_by_the_execution_role_in_a_member_is_rolewardens_own_in_central_mode() -> None:
+    def iam_change(issuer: str) -> dict[str, Any]:
+        return {
+            "id": "c1",
+            "source": "aws.iam",
+            "detail-type": "AWS API Call via CloudTrail",
+            "account": A,
+            "detail": {
+                "eventSource": "iam.amazonaws.com",
+                "eventName": "AttachRolePolicy",
+                "requestParameters": {"roleName": "app"},
+                "userIdentity": {"type": "AssumedRole", "sessionContext": {"sessionIssuer": {"arn": issuer}}},
+            },
+        }
+
+    own = iam_change(f"arn:aws:iam::{A}:role/RoleWardenExecution")
+    other = iam_change(f"arn:aws:iam::{A}:role/someone-else")
+    central = Settings(mode="central")
+    (mine, theirs), _ = split_records(_sqs(own, other), "role_compliance", central)
+    assert (mine.self_caused, theirs.self_caused) == (True, False) and theirs.targets
+    (single,), _ = split_records(_sqs(own), "role_compliance", Settings())
+    assert not single.self_caused  # in single mode that role is nobody special

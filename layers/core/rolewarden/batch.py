@@ -129,6 +129,11 @@ class RecordIn:
     account_sweep: bool = False
 
 
+def _execution_role(caller: str, settings: Settings) -> bool:
+    """Central mode: the caller is RoleWarden's execution role in a member account (member.yaml's, path /)."""
+    return settings.mode == "central" and caller.split(":", 5)[-1] == f"role/{settings.execution_role}"
+
+
 def split_records(event: Any, capability: str, settings: Settings) -> tuple[list[RecordIn], bool]:
     """Split the Lambda event into records; True when it is an SQS batch."""
     if isinstance(event, dict) and isinstance(event.get("Records"), list):
@@ -175,8 +180,9 @@ def _route(record: RecordIn, capability: str, settings: Settings, parsed: Any = 
         envelope = parse_envelope(parsed)
         record.event_id, record.account = envelope.id, envelope.account
         caller = caller_role_arn(envelope)
-        if caller and caller in settings.self_role_arns:
-            # RoleWarden's own change: the EventBridge pattern filters these out; this is the second guard.
+        if caller and (caller in settings.self_role_arns or _execution_role(caller, settings)):
+            # RoleWarden's own change: the EventBridge pattern (member.yaml's forwarding rules in central
+            # mode) filters these out; this is the second guard.
             record.self_caused = True
             return
         record.targets = route(capability, envelope)
