@@ -108,3 +108,22 @@ def test_the_import_contracts_hold() -> None:
     assert lint is not None, "import-linter is in requirements-dev.txt: run make setup"
     done = subprocess.run([lint, "--no-cache"], cwd=ROOT, capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+
+
+def test_an_installed_package_holds_every_subpackage_and_data_file() -> None:
+    """``pip install .`` (the CLI on an operator's machine) ships what the layer ships: pyproject.toml lists
+    every package of the tree and every data file in it (e.g. the escalation table's paths.json)."""
+    setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    on_disk = {
+        ".".join(("rolewarden", *init.parent.relative_to(PACKAGE).parts))
+        for init in PACKAGE.rglob("__init__.py")
+        if "__pycache__" not in init.parts
+    }
+    assert on_disk <= set(setuptools["packages"])
+    data = {
+        ".".join(("rolewarden", *path.parent.relative_to(PACKAGE).parts)) + "/" + path.name
+        for path in PACKAGE.rglob("*")
+        if path.is_file() and path.suffix not in (".py", ".pyc") and "__pycache__" not in path.parts
+    }
+    declared = {f"{package}/{name}" for package, names in setuptools.get("package-data", {}).items() for name in names}
+    assert data == declared
