@@ -166,3 +166,22 @@ def test_a_missing_or_refusing_role_is_one_typed_error_and_no_retry_loop(aws: Lo
         clients.remove_hook("before-call.sts.AssumeRole", refuse)
     # other accounts are not affected by one unavailable account
     assert sessions.client(MEMBER, "sts").get_caller_identity()["Account"] == MEMBER
+
+
+def test_hooks_reach_member_clients_made_before_them_and_leave_with_them(aws: LocalAws) -> None:
+    """Call counters and fault injection (clients.add_hook) see a member's calls too, whenever they start."""
+    sessions = AccountSessions(ROLE, home_account=DEFAULT)
+    ec2 = sessions.client(MEMBER, "ec2")  # made before the hook
+    seen: list[str] = []
+
+    def count(**kwargs: Any) -> None:
+        seen.append(kwargs["model"].name)
+
+    clients.add_hook("before-call.ec2", count)
+    try:
+        ec2.describe_instances()
+        sessions.client("222222222222", "ec2").describe_instances()  # made after it
+    finally:
+        clients.remove_hook("before-call.ec2", count)
+    ec2.describe_instances()
+    assert seen == ["DescribeInstances", "DescribeInstances"]

@@ -147,8 +147,7 @@ class AccountSessions:
         )
         if service in clients.PACED_SERVICES:
             made.meta.events.register(f"before-send.{service}", self._pacer(account).hook)
-        for event_name, handler in clients.hooks():
-            made.meta.events.register(event_name, handler)
+        clients.adopt(made)  # the shared hooks (call counters, fault injection), present and future
         with self._lock:
             self._clients[(account, service)] = (credentials, made)
         return made

@@ -12,6 +12,7 @@ of its own, so the scope of a reconcile is the scope of every call it makes.
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -28,6 +29,9 @@ _clients: dict[str, Any] = {}
 _session: boto3.session.Session | None = None
 #: (event name, handler) pairs registered on every client, e.g. call counters and fault injection.
 _hooks: list[tuple[str, Any]] = []
+#: Clients made elsewhere (a member account's, ``aws.accounts``) that get the hooks too, present and future;
+#: held weakly: a member's client replaced when its credentials are renewed is not kept alive here.
+_adopted: weakref.WeakSet[Any] = weakref.WeakSet()
 #: services whose writes are paced client-side (rolewarden.aws.pacing)
 PACED_SERVICES = frozenset({"ec2", "iam"})
 #: The services RoleWarden acts on in a member account (member.yaml's ExecutionRole grants exactly these;
@@ -119,17 +123,21 @@ def home_client(service: str) -> Any:
         return _clients.setdefault(service, made)
 
 
-def hooks() -> list[tuple[str, Any]]:
-    """The (event name, handler) pairs every client gets (a copy)."""
+def adopt(made: Any) -> Any:
+    """Give a client made elsewhere (a member account's) every hook, now and as they come and go."""
     with _lock:
-        return list(_hooks)
+        _adopted.add(made)
+        hooks = list(_hooks)
+    for event_name, handler in hooks:
+        made.meta.events.register(event_name, handler)
+    return made
 
 
 def add_hook(event_name: str, handler: Any) -> None:
     """Register a botocore event handler on every client, present and future (counters, fault injection)."""
     with _lock:
         _hooks.append((event_name, handler))
-        existing = list(_clients.values())
+        existing = [*_clients.values(), *_adopted]
     for made in existing:
         made.meta.events.register(event_name, handler)
 
@@ -138,7 +146,7 @@ def remove_hook(event_name: str, handler: Any) -> None:
     with _lock:
         if (event_name, handler) in _hooks:
             _hooks.remove((event_name, handler))
-        existing = list(_clients.values())
+        existing = [*_clients.values(), *_adopted]
     for made in existing:
         made.meta.events.unregister(event_name, handler)
 
@@ -148,6 +156,7 @@ def reset() -> None:
     global _session
     with _lock:
         _clients.clear()
+        _adopted.clear()
         _session = None
     pacing.reset()
     from rolewarden.aws import records
