@@ -134,6 +134,9 @@ def resolve(args: argparse.Namespace, config: Config, out: Out, *, assume: bool 
     wanted = named(args)
     if wanted is None:
         return Places([Where(None, config)])
+    # Each command starts with no member session: a member's clients get the hooks present when they are
+    # made (``aws.clients.hooks``), and this command's are the ones that watch its calls (cli.errors).
+    account_runs.reset()
     settings = current()
     if config.accounts.mode == "single":
         own = caller_account()
