@@ -258,6 +258,32 @@ def test_apply_in_one_account_changes_it_and_no_other(cli: Callable[..., Result]
     assert again[org.a]["changes"] == 0 and again[org.b]["changes"] == 3
 
 
+def test_apply_across_accounts_honours_each_accounts_dry_run_override(
+    cli: Callable[..., Result], org: Org, write_config: Callable[..., Path]
+) -> None:
+    write_config(
+        config_yaml(
+            instance_profiles={"rules": [WEB_RULE], "metadata": {"imdsv2": "off"}},
+            accounts={"mode": "central", "organization_id": org.id, "overrides": {org.b: {"dry_run": True}}},
+        )
+    )
+    in_a, _in_b = seed(org.a), seed(org.b)
+    before_b = state(org.b)
+
+    result = cli("apply", "--account", f"{org.a},{org.b}", "--yes", "--table", w.create_state_table())
+    assert result.code == 0, result
+    shown = sections(result.out)
+    assert list(shown) == [org.a, org.b]
+    assert "associate" in shown[org.a] and "associate" in shown[org.b]  # both plans are shown
+    lines = result.out.splitlines()
+    assert f"account {org.b}: The config says dry_run: true; nothing was applied." in lines
+    assert (
+        f"account {org.a}: Applied 3, failed 0, skipped 0 (the resource changed or went away since the plan)."
+    ) in lines
+    assert state(org.a)["profiles"] == {in_a: "web-server"}
+    assert state(org.b) == before_b
+
+
 def test_an_account_outside_the_organization_is_refused_and_nothing_is_done(
     cli: Callable[..., Result], central: Path, org: Org
 ) -> None:
@@ -385,3 +411,27 @@ def test_single_mode_acts_only_in_the_callers_account(
 
     bad = cli("plan", "--account", "12345")
     assert bad.code == 1 and "--account takes 12-digit account ids" in bad.err
+
+
+# -- explain ----------------------------------------------------------------------------------------
+def test_explain_reports_on_the_resource_of_each_named_account(
+    cli: Callable[..., Result], central: Path, org: Org
+) -> None:
+    in_a = seed(org.a)
+    with in_account(org.b):
+        w.create_role("loose")  # B's loose role: EC2 trust, no inline policy
+
+    result = cli("explain", "role/loose", "--account", f"{org.a},{org.b}", "--json")
+    assert result.code == 0, result
+    reports = result.json()["accounts"]
+    assert reports[org.a]["arn"] == f"arn:aws:iam::{org.a}:role/rolewarden/loose"
+    assert reports[org.a]["permissions"]["inline policies"] == ["debug"]
+    assert reports[org.b]["arn"] == f"arn:aws:iam::{org.b}:role/rolewarden/loose"
+    assert reports[org.b]["permissions"]["inline policies"] == "(none)"
+
+    text = cli("explain", in_a, "--account", org.a)
+    assert text.code == 0, text
+    assert text.out.splitlines()[:2] == [f"== account {org.a} ==", f"instance: {in_a}"]
+    assert "decision: associate: no profile is attached" in text.out
+    missing = cli("explain", in_a, "--account", org.b)  # B has no such instance
+    assert missing.code == 0 and "state: not found" in missing.out
