@@ -435,3 +435,16 @@ def test_explain_reports_on_the_resource_of_each_named_account(
     assert "decision: associate: no profile is attached" in text.out
     missing = cli("explain", in_a, "--account", org.b)  # B has no such instance
     assert missing.code == 0 and "state: not found" in missing.out
+
+
+def test_account_goes_before_or_after_the_command_and_only_where_it_applies(
+    cli: Callable[..., Result], write_config: Callable[..., Path]
+) -> None:
+    write_config(config_yaml(instance_profiles={"rules": [WEB_RULE]}))
+    after = cli("plan", "--account", ACCOUNT_ID, "--json")
+    before = cli("--account", ACCOUNT_ID, "plan", "--json")
+    assert after.code == before.code == 0 and after.json() == before.json()
+    assert list(before.json()["accounts"]) == [ACCOUNT_ID]
+    for argv in (("--account", ACCOUNT_ID, "breaker", "status"), ("--account", ACCOUNT_ID, "validate")):
+        result = cli(*argv)
+        assert result.code == 1 and "--account is for plan, apply, explain, history, rollback" in result.err

@@ -43,16 +43,23 @@ FLAG_HELP = (
 )
 
 
-def add_flag(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--account", action="append", metavar="ID", help=FLAG_HELP)
+#: The commands that take ``--account``.
+COMMANDS = ("plan", "apply", "explain", "history", "rollback")
+
+
+def add_flag(parser: argparse.ArgumentParser, dest: str = "account") -> None:
+    """``--account`` on a command's parser, or (``dest="global_account"``) before the command."""
+    parser.add_argument("--account", dest=dest, action="append", metavar="ID", help=FLAG_HELP)
 
 
 def named(args: argparse.Namespace) -> list[str] | None:
-    """The ``--account`` values as account ids (and ``all``), in the order given, once each; None
-    without the flag."""
-    values = getattr(args, "account", None)
+    """The ``--account`` values (given before or after the command) as account ids (and ``all``), in the
+    order given, once each; None without the flag."""
+    values = [*(getattr(args, "global_account", None) or []), *(getattr(args, "account", None) or [])]
     if not values:
         return None
+    if args.command not in COMMANDS:
+        raise UsageError(f"--account is for {', '.join(COMMANDS)}; {args.command} acts where the credentials are")
     found: list[str] = []
     for value in values:
         for part in (p.strip() for p in str(value).split(",")):

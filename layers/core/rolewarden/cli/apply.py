@@ -1,7 +1,9 @@
 """``rolewarden apply``: show the plan, ask (or take --yes), then run the same sweeps again with a real
 executor that carries out only the actions the plan showed, each at most once. The capabilities' own
 code applies them, so remediations record the prior state exactly as the Lambda function does, and an
-action the account no longer calls for, or a new one, is not carried out."""
+action the account no longer calls for, or a new one, is not carried out. With ``--account``: one plan
+per account, one confirmation for all, then each account applied in its scope with an executor of its own
+(an account whose effective config is dry_run is shown and not applied)."""
 
 from __future__ import annotations
 

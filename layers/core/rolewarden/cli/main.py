@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from botocore.exceptions import BotoCoreError, ClientError
 
 from rolewarden.cli.accounts import add_flag as account_flag
+from rolewarden.cli.accounts import named as named_accounts
 from rolewarden.cli.apply import cmd_apply
 from rolewarden.cli.breaker import cmd_breaker
 from rolewarden.cli.errors import CallErrors, aws_error, preflight, watching
@@ -32,6 +33,7 @@ Command = Callable[[argparse.Namespace, Out, CallErrors], int]
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rolewarden", description="IAM for EC2 that runs itself.")
     parser.add_argument("--config", help=f"config file or ssm:<name> (default: $ROLEWARDEN_CONFIG or {DEFAULT_CONFIG})")
+    account_flag(parser, dest="global_account")  # before the command, or after it: the same
     sub = parser.add_subparsers(dest="command", required=True)
 
     def add(name: str, func: Command, help_text: str) -> argparse.ArgumentParser:
@@ -103,8 +105,9 @@ def _run(args: argparse.Namespace) -> int:
     out = Out(as_json=args.json)
     with watching() as errors:
         try:
+            accounts = named_accounts(args)  # a wrong --account is a usage error first
             # history reads only the state table (and the config only for --account)
-            if args.command not in ("validate", "history") or getattr(args, "account", None):
+            if args.command not in ("validate", "history") or accounts is not None:
                 load_config(args.config)  # a config problem is reported before any AWS problem
             if args.command != "validate":
                 preflight()

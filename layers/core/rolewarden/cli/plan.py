@@ -1,6 +1,7 @@
 """``rolewarden plan``: each capability's sweep with a dry-run executor, shown as tables or one JSON
 document; exit 0 when nothing would change, 2 when something would, 1 on errors. ``apply`` shows the
-same plan before it asks."""
+same plan before it asks. With ``--account``, one plan per account (``cli.accounts``), made in its scope
+with its config: a section each, and JSON ``{"accounts": {"<id>": <plan>}}``."""
 
 from __future__ import annotations
 
