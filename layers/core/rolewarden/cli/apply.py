@@ -1,7 +1,9 @@
 """``rolewarden apply``: show the plan, ask (or take --yes), then run the same sweeps again with a real
 executor that carries out only the actions the plan showed, each at most once. The capabilities' own
 code applies them, so remediations record the prior state exactly as the Lambda function does, and an
-action the account no longer calls for, or a new one, is not carried out."""
+action the account no longer calls for, or a new one, is not carried out. With ``--account``: one plan
+per account, one confirmation for all, then each account applied in its scope with an executor of its own
+(an account whose effective config is dry_run is shown and not applied)."""
 
 from __future__ import annotations
 
@@ -14,10 +16,11 @@ from typing import Any
 
 from rolewarden import capabilities
 from rolewarden.aws.executor import ActionResult, Executor
+from rolewarden.cli.accounts import Where, resolve
 from rolewarden.cli.errors import CallErrors
 from rolewarden.cli.locations import state_table, table_for_run
 from rolewarden.cli.output import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, Out, isatty
-from rolewarden.cli.plan import CapabilityPlan, make_plan, new_run, only, plan_json, report_failures, show_plan
+from rolewarden.cli.plan import CapabilityPlan, new_run, only, plan_json, plan_places, report_failures, show_plan
 from rolewarden.config import Config, load_config
 from rolewarden.model.actions import Action
 from rolewarden.model.targets import SWEEP, Target
@@ -51,45 +54,83 @@ class PlannedOnly(Executor):
         return result
 
 
+DRY_RUN = "The config says dry_run: true; nothing was applied."
+UNCONFIRMED = "refusing to apply without confirmation: pass --yes (stdin is not a terminal); nothing changed"
+
+
+@dataclass
+class Section:
+    """One place's plan and, once decided, what became of it (the JSON document's ``apply``)."""
+
+    where: Where
+    plans: list[CapabilityPlan]
+    apply: dict[str, Any] | None = None
+
+    @property
+    def actions(self) -> list[Action]:
+        return [a for p in self.plans for a in p.actions]
+
+    def document(self, status: str) -> dict[str, Any]:
+        return {**plan_json(self.where.config, self.plans), "apply": self.apply or {"status": status}}
+
+
 def cmd_apply(args: argparse.Namespace, out: Out, errors: CallErrors) -> int:
     config = load_config(args.config)
-    plans = make_plan(config, only(args))
-    report = plan_json(config, plans)
+    places = resolve(args, config, out)
+    if places is None:
+        return EXIT_ERROR
+    sections = [Section(where, plans) for where, plans in plan_places(places, only(args))]
     if not args.json:
-        show_plan(out, plans)
-    report_failures(out, plans, errors)
-    actions = [a for p in plans for a in p.actions]
-    plan_failed = any(p.failures for p in plans)
+        for section in sections:
+            section.where.header(out)
+            show_plan(out, section.plans)
+    report_failures(out, [p for s in sections for p in s.plans], errors)
+    plan_failed = any(p.failures for s in sections for p in s.plans) or bool(places.unavailable)
 
     def stop(code: int, message: str, problem: bool = False) -> int:
         if args.json:
-            out.json({**report, "apply": {"status": message}})
+            out.json(places.document({s.where.account: s.document(message) for s in sections}))
         if problem:
             out.error(message)
         else:
             out.line(message)
         return code
 
-    if not actions:
+    if not any(s.actions for s in sections):
         return stop(EXIT_ERROR if plan_failed else EXIT_OK, "Nothing to apply.")
-    if config.dry_run:
-        return stop(EXIT_CHANGES, "The config says dry_run: true; nothing was applied.")
+    todo = [s for s in sections if s.actions and not s.where.config.dry_run]
+    if not todo:
+        return stop(EXIT_CHANGES, DRY_RUN)
+    for section in sections:
+        if section.actions and section.where.config.dry_run:
+            section.apply = {"status": DRY_RUN}
+            out.line(f"account {section.where.account}: {DRY_RUN}")
+    count = sum(len(s.actions) for s in todo)
     if not args.yes:
         if not isatty(sys.stdin):
-            message = "refusing to apply without confirmation: pass --yes (stdin is not a terminal); nothing changed"
-            return stop(EXIT_ERROR, message, problem=True)
-        answer = input(f"Apply {len(actions)} change(s)? Type 'yes' to continue: ")
+            return stop(EXIT_ERROR, UNCONFIRMED, problem=True)
+        where = f" in {len(todo)} account(s)" if places.grouped else ""
+        answer = input(f"Apply {count} change(s){where}? Type 'yes' to continue: ")
         if answer.strip().lower() != "yes":
             return stop(EXIT_ERROR, "Cancelled; nothing was changed.")
-    if not state_table(args) and any(p.capability == "role_compliance" and p.actions for p in plans):
+    if not state_table(args) and any(p.capability == "role_compliance" and p.actions for s in todo for p in s.plans):
         out.warn(
             "no state table (--table or ROLEWARDEN_TABLE): the prior state of remediated roles is only logged, "
             "so `rolewarden rollback` will not find it"
         )
+    failed = False
     with table_for_run(args.table):
-        executor, failures = execute(config, plans, out)
-    code = summarise(args, out, report, executor, failures, errors)
-    return EXIT_ERROR if plan_failed else code
+        for section in todo:
+            with section.where.acting():
+                executor, failures = execute(section.where.config, section.plans, out, section.where.account)
+            section.apply = summarise(args, out, executor, failures, section.where.account)
+            failed = failed or section.apply["status"] == "failed"
+    if args.json:
+        out.json(places.document({s.where.account: s.document("Nothing to apply.") for s in sections}))
+    if failed:
+        for line in errors.explain():
+            out.error(line)
+    return EXIT_ERROR if plan_failed or failed else EXIT_OK
 
 
 def recheck_targets(actions: Sequence[Action]) -> list[Target]:
@@ -101,11 +142,16 @@ def recheck_targets(actions: Sequence[Action]) -> list[Target]:
     return list(dict.fromkeys(t for t in targets if t is not None))
 
 
-def execute(config: Config, plans: list[CapabilityPlan], out: Out) -> tuple[PlannedOnly, list[str]]:
+def execute(
+    config: Config, plans: list[CapabilityPlan], out: Out, account: str | None = None
+) -> tuple[PlannedOnly, list[str]]:
     """Each capability decides the planned resources again (its own code: records, conflicts, circuit
-    breaker), through an executor that carries out only the plan's actions."""
+    breaker), through an executor that carries out only the plan's actions (of one account: two accounts'
+    same-named resources are different actions)."""
     total = sum(len(p.actions) for p in plans)
-    executor = PlannedOnly(sink=Sink(), trigger="cli", approved=Counter(a for p in plans for a in p.actions))
+    sink = Sink()
+    sink.account = account or ""
+    executor = PlannedOnly(sink=sink, trigger="cli", approved=Counter(a for p in plans for a in p.actions))
     failures: list[str] = []
 
     def run_all() -> None:
@@ -128,14 +174,10 @@ def execute(config: Config, plans: list[CapabilityPlan], out: Out) -> tuple[Plan
 
 
 def summarise(
-    args: argparse.Namespace,
-    out: Out,
-    report: dict[str, Any],
-    executor: PlannedOnly,
-    failures: list[str],
-    errors: CallErrors,
-) -> int:
-    """What was applied, failed, skipped, no longer needed or refused; exit 1 when anything failed."""
+    args: argparse.Namespace, out: Out, executor: PlannedOnly, failures: list[str], account: str | None
+) -> dict[str, Any]:
+    """What was applied, failed, skipped, no longer needed or refused (the JSON document's ``apply``),
+    told on ``out`` unless the output is JSON; failures always on stderr."""
     results = executor.done
     counts = Counter(r.status for r in results)
     stale = sorted(executor.approved.elements(), key=lambda a: (a.capability, a.resource, a.verb))
@@ -147,34 +189,25 @@ def summarise(
         "no longer needed": len(stale),
         "not in the plan": len(executor.refused),
     }
-    if args.json:
-        out.json(
-            {
-                **report,
-                "apply": {
-                    "status": "failed" if failed or failures else "done",
-                    "summary": summary,
-                    "results": [{"action": r.action.as_dict(), "status": r.status, "error": r.error} for r in results],
-                    "not in the plan": [a.as_dict() for a in executor.refused],
-                    "no longer needed": [a.as_dict() for a in stale],
-                    "errors": failures,
-                },
-            }
-        )
-    else:
+    if not args.json:
+        lead = f"account {account}: " if account is not None else ""
         out.line(
-            f"Applied {summary['applied']}, failed {summary['failed']}, skipped {summary['skipped']} "
+            f"{lead}Applied {summary['applied']}, failed {summary['failed']}, skipped {summary['skipped']} "
             "(the resource changed or went away since the plan)."
         )
         for action in stale:
-            out.warn(f"planned but no longer needed: {action.describe()}")
+            out.warn(f"{lead}planned but no longer needed: {action.describe()}")
         for action in executor.refused:
-            out.warn(f"not in the plan, so not done (run plan again): {action.describe()}")
+            out.warn(f"{lead}not in the plan, so not done (run plan again): {action.describe()}")
     for result in failed:
         out.error(f"failed: {result.action.describe()}: {result.error}")
     for failure in failures:
         out.error(failure)
-    if failed or failures:
-        for line in errors.explain():
-            out.error(line)
-    return EXIT_ERROR if failed or failures else EXIT_OK
+    return {
+        "status": "failed" if failed or failures else "done",
+        "summary": summary,
+        "results": [{"action": r.action.as_dict(), "status": r.status, "error": r.error} for r in results],
+        "not in the plan": [a.as_dict() for a in executor.refused],
+        "no longer needed": [a.as_dict() for a in stale],
+        "errors": failures,
+    }

@@ -12,6 +12,8 @@ from contextlib import contextmanager
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from rolewarden.cli.accounts import add_flag as account_flag
+from rolewarden.cli.accounts import named as named_accounts
 from rolewarden.cli.apply import cmd_apply
 from rolewarden.cli.breaker import cmd_breaker
 from rolewarden.cli.errors import CallErrors, aws_error, preflight, watching
@@ -31,6 +33,7 @@ Command = Callable[[argparse.Namespace, Out, CallErrors], int]
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rolewarden", description="IAM for EC2 that runs itself.")
     parser.add_argument("--config", help=f"config file or ssm:<name> (default: $ROLEWARDEN_CONFIG or {DEFAULT_CONFIG})")
+    account_flag(parser, dest="global_account")  # before the command, or after it: the same
     sub = parser.add_subparsers(dest="command", required=True)
 
     def add(name: str, func: Command, help_text: str) -> argparse.ArgumentParser:
@@ -46,17 +49,22 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("file", nargs="?", help="config file (default: --config, $ROLEWARDEN_CONFIG, or the repo's)")
     p.add_argument("--offline", action="store_true", help="schema and S3 actions only; no AWS calls")
     p = add("plan", cmd_plan, "show what a sweep would change (writes nothing); exit 0 nothing, 2 changes, 1 error")
+    account_flag(p)
     p.add_argument("--only", choices=sorted(ONLY), help="one capability")
     p = add("apply", cmd_apply, "plan, confirm, apply exactly the plan's actions")
+    account_flag(p)
     p.add_argument("--only", choices=sorted(ONLY), help="one capability")
     p.add_argument("--yes", action="store_true", help="apply without asking")
     table_flag(p)
     p = add("explain", cmd_explain, "why a resource is as it is and what RoleWarden would do")
+    account_flag(p)
     p.add_argument("resource", help="i-…, role/NAME or bucket/NAME")
     p = add("history", cmd_history, "recorded remediations and rollbacks of a role, newest first")
+    account_flag(p)
     p.add_argument("resource", help="role/NAME")
     table_flag(p)
     p = add("rollback", cmd_rollback, "restore a role to a recorded state (itself recorded, so it can be undone)")
+    account_flag(p)
     p.add_argument("resource", help="role/NAME")
     p.add_argument("--to", help="record id (default: the newest remediation)")
     p.add_argument("--dry-run", action="store_true", help="list the steps; change nothing")
@@ -97,7 +105,9 @@ def _run(args: argparse.Namespace) -> int:
     out = Out(as_json=args.json)
     with watching() as errors:
         try:
-            if args.command not in ("validate", "history"):  # history reads only the state table
+            accounts = named_accounts(args)  # a wrong --account is a usage error first
+            # history reads only the state table (and the config only for --account)
+            if args.command not in ("validate", "history") or accounts is not None:
                 load_config(args.config)  # a config problem is reported before any AWS problem
             if args.command != "validate":
                 preflight()

@@ -1,6 +1,7 @@
 """``rolewarden plan``: each capability's sweep with a dry-run executor, shown as tables or one JSON
 document; exit 0 when nothing would change, 2 when something would, 1 on errors. ``apply`` shows the
-same plan before it asks."""
+same plan before it asks. With ``--account``, one plan per account (``cli.accounts``), made in its scope
+with its config: a section each, and JSON ``{"accounts": {"<id>": <plan>}}``."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 from rolewarden import capabilities
 from rolewarden.aws.executor import Executor
 from rolewarden.capabilities.base import Run
+from rolewarden.cli.accounts import Places, Where, resolve
 from rolewarden.cli.errors import CallErrors
 from rolewarden.cli.output import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, Out
 from rolewarden.config import Config, load_config
@@ -36,8 +38,9 @@ def new_run(config: Config, executor: Executor) -> Run:
     return Run(config=config, sink=executor.sink, executor=executor, trigger="cli")
 
 
-def make_plan(config: Config, only: Sequence[str]) -> list[CapabilityPlan]:
-    """Run each capability's sweep with a dry-run executor: the actions it would take, and its findings.
+def make_plan(config: Config, only: Sequence[str], account: str = "") -> list[CapabilityPlan]:
+    """Run each capability's sweep with a dry-run executor: the actions it would take, and its findings
+    (which name ``account`` when one is given).
 
     An action already planned by an earlier capability is not listed again: role compliance hands drifted
     grant policies to the grants code, which the bucket-grants sweep plans as well."""
@@ -45,6 +48,7 @@ def make_plan(config: Config, only: Sequence[str]) -> list[CapabilityPlan]:
     seen: set[Action] = set()
     for name in only:
         sink = Sink()
+        sink.account = account
         run = new_run(config, Executor(sink=sink, dry_run=True, trigger="cli"))
         outcomes = capabilities.get(name).reconcile(run, [SWEEP])
         plan = CapabilityPlan(name)
@@ -56,6 +60,15 @@ def make_plan(config: Config, only: Sequence[str]) -> list[CapabilityPlan]:
         plan.failures = [o.message for o in outcomes.values() if o.status != "ok"]
         plans.append(plan)
     return plans
+
+
+def plan_places(places: Places, only: Sequence[str]) -> list[tuple[Where, list[CapabilityPlan]]]:
+    """Each place's plan, made acting in its account with its config."""
+    planned = []
+    for where in places.wheres:
+        with where.acting():
+            planned.append((where, make_plan(where.config, only, where.account or "")))
+    return planned
 
 
 def plan_json(config: Config, plans: list[CapabilityPlan]) -> dict[str, Any]:
@@ -104,12 +117,18 @@ def only(args: argparse.Namespace) -> list[str]:
 
 def cmd_plan(args: argparse.Namespace, out: Out, errors: CallErrors) -> int:
     config = load_config(args.config)
-    plans = make_plan(config, only(args))
-    if args.json:
-        out.json(plan_json(config, plans))
-    else:
-        show_plan(out, plans)
-    report_failures(out, plans, errors)
-    if any(p.failures for p in plans):
+    places = resolve(args, config, out)
+    if places is None:
         return EXIT_ERROR
-    return EXIT_CHANGES if any(p.actions for p in plans) else EXIT_OK
+    planned = plan_places(places, only(args))
+    if args.json:
+        out.json(places.document({where.account: plan_json(where.config, plans) for where, plans in planned}))
+    else:
+        for where, plans in planned:
+            where.header(out)
+            show_plan(out, plans)
+    every = [p for _, plans in planned for p in plans]
+    report_failures(out, every, errors)
+    if any(p.failures for p in every) or places.unavailable:
+        return EXIT_ERROR
+    return EXIT_CHANGES if any(p.actions for p in every) else EXIT_OK
