@@ -100,13 +100,7 @@ class Where:
 
     @contextmanager
     def acting(self) -> Iterator[None]:
-        """Every ec2/autoscaling/iam/s3 call of the block acts in this account. The profile cache is
-        keyed by profile name only, so it is emptied at each account's start: a profile of one account
-        must never answer for a same-named profile of another."""
-        from rolewarden.capabilities.profiles import guard
-
-        if self.account is not None:
-            guard.clear_profile_cache()
+        """Every ec2/autoscaling/iam/s3 call of the block acts in this account."""
         with clients.acting_in(self.scope):
             yield
 
@@ -141,9 +135,6 @@ def resolve(args: argparse.Namespace, config: Config, out: Out, *, assume: bool 
     wanted = named(args)
     if wanted is None:
         return Places([Where(None, config)])
-    # Each command starts with no member session: a member's clients get the hooks present when they are
-    # made (``aws.clients.hooks``), and this command's are the ones that watch its calls (cli.errors).
-    account_runs.reset()
     settings = current()
     if config.accounts.mode == "single":
         own = caller_account()
