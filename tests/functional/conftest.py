@@ -1,6 +1,13 @@
 """Functional tests talk to the moto server over HTTP."""
 
+import io
+import sys
+from collections.abc import Callable
+
 import pytest
+
+from rwlocal.server import LocalAws
+from tests.functional.helpers import Result
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -20,3 +27,21 @@ def instant_botocore_backoff(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     delays: list[float] = []
     monkeypatch.setattr(botocore.endpoint, "time", types.SimpleNamespace(sleep=delays.append))
     return delays
+
+
+@pytest.fixture
+def cli(aws: LocalAws, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Callable[..., Result]:
+    """cli("plan", "--json") -> Result; stdin is not a terminal unless a test says otherwise."""
+    from rolewarden.aws import iam_snapshot
+    from rolewarden.cli.main import main
+
+    iam_snapshot.clear_caches()
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
+    capsys.readouterr()
+
+    def run(*argv: str) -> Result:
+        code = main(list(argv))
+        captured = capsys.readouterr()
+        return Result(code, captured.out, captured.err)
+
+    return run

@@ -75,3 +75,16 @@ def ec2_writes(counter: Any) -> dict[str, int]:
     """The EC2 writes a rwlocal.faults.count_calls counter saw, by operation."""
     writes: Mapping[str, int] = counter.writes()
     return {k: v for k, v in writes.items() if k.startswith("ec2:")}
+
+
+class Result:
+    """What one command-line run answered: exit code, standard output and standard error."""
+
+    def __init__(self, code: int, out: str, err: str) -> None:
+        self.code, self.out, self.err = code, out, err
+
+    def json(self) -> Any:
+        return json.loads(self.out)
+
+    def __repr__(self) -> str:  # shown when an assertion fails
+        return f"Result(code={self.code}, out={self.out!r}, err={self.err!r})"

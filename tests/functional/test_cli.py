@@ -23,11 +23,11 @@ import boto3
 import pytest
 from botocore.awsrequest import AWSResponse, HTTPHeaders
 
-from rolewarden.cli.main import main
 from rwlocal import world as w
 from rwlocal.configs import WEB_RULE, config_yaml
 from rwlocal.faults import Fault, _Raw, count_calls, inject
 from rwlocal.server import ACCOUNT_ID, LocalAws
+from tests.functional.helpers import Result
 
 PATH = "/rolewarden/"
 ADMIN_DOC = w.ADMIN_DOCUMENT
@@ -55,32 +55,6 @@ WRITES = {
 
 
 # -- harness ----------------------------------------------------------------------------------------
-class Result:
-    def __init__(self, code: int, out: str, err: str) -> None:
-        self.code, self.out, self.err = code, out, err
-
-    def json(self) -> Any:
-        return json.loads(self.out)
-
-    def __repr__(self) -> str:  # shown when an assertion fails
-        return f"Result(code={self.code}, out={self.out!r}, err={self.err!r})"
-
-
-@pytest.fixture
-def cli(aws: LocalAws, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Callable[..., Result]:
-    """cli("plan", "--json") -> Result; stdin is not a terminal unless a test says otherwise."""
-    from rolewarden.aws import iam_snapshot
-
-    iam_snapshot.clear_caches()
-    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
-    capsys.readouterr()
-
-    def run(*argv: str) -> Result:
-        code = main(list(argv))
-        captured = capsys.readouterr()
-        return Result(code, captured.out, captured.err)
-
-    return run
 
 
 @pytest.fixture

@@ -10,10 +10,8 @@ session swapped for one acting there (``in_account``), so the ``rwlocal.world`` 
 
 from __future__ import annotations
 
-import io
 import json
 import os
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,26 +24,17 @@ from botocore.awsrequest import AWSResponse, HTTPHeaders
 
 from rolewarden import account_runs
 from rolewarden.aws import clients
-from rolewarden.cli.main import main
 from rwlocal import world as w
 from rwlocal.configs import WEB_RULE, config_yaml
 from rwlocal.faults import count_calls
 from rwlocal.server import ACCOUNT_ID, LocalAws
+from tests.functional.helpers import Result
 
 ROLE = "RoleWardenExecution"
 OUTSIDER = "999999999999"
 
 
 @dataclass
-class Result:
-    code: int
-    out: str
-    err: str
-
-    def json(self) -> Any:
-        return json.loads(self.out)
-
-
 @dataclass(frozen=True)
 class Org:
     id: str
@@ -104,22 +93,6 @@ def org(aws: LocalAws) -> Iterator[Org]:
             boto3.client("iam").create_role(RoleName=ROLE, AssumeRolePolicyDocument=json.dumps(trust))
     yield Org(org_id, a, b)
     account_runs.reset()
-
-
-@pytest.fixture
-def cli(aws: LocalAws, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Callable[..., Result]:
-    from rolewarden.aws import iam_snapshot
-
-    iam_snapshot.clear_caches()
-    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
-    capsys.readouterr()
-
-    def run(*argv: str) -> Result:
-        code = main(list(argv))
-        captured = capsys.readouterr()
-        return Result(code, captured.out, captured.err)
-
-    return run
 
 
 @pytest.fixture
