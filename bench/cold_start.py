@@ -108,10 +108,15 @@ def _sample(value: Any, parameters: dict[str, Any], name: str) -> str:
         return value
     if isinstance(value, dict) and set(value) == {"Ref"} and value["Ref"] in parameters:
         return str(parameters[value["Ref"]].get("Default", ""))
+    if isinstance(value, dict) and set(value) == {"Ref"} and value["Ref"] == "AWS::AccountId":
+        return "123456789012"
     if name == "ROLEWARDEN_CONFIG":
         return str(ROOT / "config" / "rolewarden.yaml")  # the config layer's /opt/rolewarden.yaml
     if name == "ROLEWARDEN_HOME_REGION":
         return "us-east-1"
+    if isinstance(value, dict) and "Fn::If" in value:
+        # a feature switched by a parameter whose default turns it off (SecurityHub=Disabled): the else branch
+        return _sample(value["Fn::If"][2], parameters, name)
     if name.endswith("_URL"):
         return f"https://sqs.us-east-1.amazonaws.com/123456789012/{name.lower()}"
     if name.endswith("_TOPIC"):
