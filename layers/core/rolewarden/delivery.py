@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from rolewarden import account_runs
 from rolewarden.batch import HOOK_RETRY_DELAY, RecordIn, retry_delay
 from rolewarden.capabilities.base import Outcome
 from rolewarden.errors import ConfigError
@@ -85,6 +84,7 @@ def _to_security_hub(sink: Sink, settings: Settings) -> None:
     finding filed with the account it is about in its resource ARN and product fields."""
     from datetime import UTC, datetime
 
+    from rolewarden import account_runs
     from rolewarden.aws import securityhub
     from rolewarden.decide.asff import AsffContext, to_asff
 
