@@ -211,3 +211,23 @@ def test_without_a_sweep_queue_the_account_sweeps_run_in_the_invocation(
     assert {account: _attached(account) for account in instances} == {
         account: {instance: "web-server"} for account, instance in instances.items()
     }
+
+
+def test_with_security_hub_on_the_findings_are_also_imported_from_the_central_account(
+    org: dict[str, Any], write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _config(write_config, org)
+    monkeypatch.setenv("ROLEWARDEN_SECURITY_HUB", "on")
+    boto3.client("securityhub").enable_security_hub()
+    instance = _launch(org["a"])
+    _, sink = _handle(w.as_sqs_event(_event(org["a"], instance), _event(OUTSIDER, instance)))
+    assert sorted(f.rule for f in sink.findings) == ["account-not-admitted", "imdsv1-open"]
+    pages = boto3.client("securityhub").get_paginator("get_findings").paginate()
+    imported = {f["ProductFields"]["rolewarden/rule"]: f for page in pages for f in page["Findings"]}
+    assert sorted(imported) == ["account-not-admitted", "imdsv1-open"]
+    on_instance = imported["imdsv1-open"]
+    assert on_instance["AwsAccountId"] == CENTRAL  # the importer, as AWS requires with the default product
+    assert on_instance["ProductFields"]["rolewarden/account"] == org["a"]
+    assert on_instance["Resources"][0]["Id"] == f"arn:aws:ec2:us-east-1:{org['a']}:instance/{instance}"
+    assert imported["account-not-admitted"]["Resources"][0]["Id"] == f"AWS::::Account:{OUTSIDER}"
+    assert sink.counts["SecurityHubImported"] == 2
