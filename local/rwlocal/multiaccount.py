@@ -1,23 +1,164 @@
-"""The multi-account local AWS (issue 14): the central stack (template.yaml, Mode=central) in moto's default
-account and member stacks (member.yaml) in other account ids, each created the way a service-managed
-StackSet would, by CloudFormation in the member account. moto keeps one state per account id, and STS
-AssumeRole into a role of another account returns credentials that act there (it does not check the role
-exists), which is how this module reaches each member."""
+"""The multi-account local AWS (issue 14): an AWS Organizations organization managed from moto's default
+account, the central stack (template.yaml, Mode=central) there, and member stacks (member.yaml) in accounts
+of the organization, each created the way a service-managed StackSet would, by CloudFormation in the
+member account. moto keeps one state per account id, and STS AssumeRole into a role of another account
+returns credentials that act there (it does not check the role exists), which is how this module reaches
+each member.
+
+moto differs from AWS here in two ways the harness fixes (``forwarding_keeps_the_source``), both about
+the ``account`` RoleWarden's central functions act on: a rule whose target is an event bus in another
+account re-puts the event there, so it arrives with the receiving account's ``account`` (and a new id,
+no resources, a new time), where EventBridge keeps the event as it was; and moto's delivery to a queue
+(a target without an input transformer) leaves ``account`` out of the event, where EventBridge delivers
+the whole event. moto checks neither the
+central bus's policy (``aws:PrincipalOrgID``) nor the execution role's trust: the unit tests of the
+templates cover those.
+"""
 
 from __future__ import annotations
 
+import copy
 import json
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import boto3
 
 from rwlocal.stack import ROOT, Stack, deploy, load_template
 
-CENTRAL_ACCOUNT = "123456789012"  # moto's default account
-ORGANIZATION_ID = "o-rolewarden01"
+CENTRAL_ACCOUNT = "123456789012"  # moto's default account: the organization's management account here
 MEMBER_TEMPLATE = ROOT / "member.yaml"
+EXECUTION_ROLE = "RoleWardenExecution"  # member.yaml's ExecutionRoleName default
 
 
+# -- moto quirk: a forwarded event keeps its source account ---------------------------------------------
+_install_lock = threading.Lock()
+_installed = 0
+_original_send: Callable[..., None] | None = None
+_original_template: str | None = None
+#: The default input template moto gives a target without a transformer, with the ``account`` AWS keeps.
+_WITH_ACCOUNT = '"version": "0", "account": "<account>", '
+
+
+def _is_bus(target: Mapping[str, Any]) -> bool:
+    return ":event-bus/" in str(target.get("Arn", ""))
+
+
+def _send_keeping_the_source(rule: Any, original_event: dict[str, Any], transform_input: bool = True) -> None:
+    """``moto.events.models.Rule.send_to_targets`` with event-bus targets delivered as EventBridge does:
+    the event as it was (id, account, source, time, region, resources, detail) reaches the rules of the
+    target bus, instead of a new event put there by the target's account."""
+    assert _original_send is not None
+    forwards = [t for t in rule.targets if _is_bus(t)]
+    if not forwards:
+        _original_send(rule, original_event, transform_input)
+        return
+    if not rule.event_pattern.matches_event(original_event):
+        return
+    pristine = copy.deepcopy(original_event)  # the SQS delivery below rewrites "time" in place
+    others = [t for t in rule.targets if not _is_bus(t)]
+    if others:
+        rest = copy.copy(rule)
+        rest.targets = others
+        _original_send(rest, original_event, transform_input)
+    from moto.events.models import events_backends
+    from moto.utilities.arns import parse_arn
+
+    for target in forwards:
+        arn = parse_arn(target["Arn"])
+        bus = events_backends[arn.account][arn.region].describe_event_bus(arn.resource_id)
+        for receiving in list(bus.rules.values()):
+            receiving.send_to_targets(copy.deepcopy(pristine))  # type: ignore[arg-type]
+
+
+def install_forwarding_fix() -> None:
+    """Install ``_send_keeping_the_source`` and the delivery template with ``account`` in the in-process
+    moto server (counted: each install needs
+    its ``uninstall_forwarding_fix``; the first installs, the last removes)."""
+    global _installed, _original_send, _original_template
+    from moto.events.models import Rule
+    from moto.events.utils import EventTemplateParser
+
+    with _install_lock:
+        if _installed == 0:
+            _original_send = Rule.send_to_targets
+            Rule.send_to_targets = _send_keeping_the_source  # type: ignore[method-assign,assignment]
+            _original_template = EventTemplateParser.DEFAULT_EVENT_INPUT_TEMPLATE
+            if '"<account>"' not in _original_template:
+                EventTemplateParser.DEFAULT_EVENT_INPUT_TEMPLATE = _original_template.replace(
+                    '"version": "0", ', _WITH_ACCOUNT, 1
+                )
+        _installed += 1
+
+
+def uninstall_forwarding_fix() -> None:
+    global _installed, _original_send, _original_template
+    from moto.events.models import Rule
+    from moto.events.utils import EventTemplateParser
+
+    with _install_lock:
+        if _installed == 0:
+            return
+        _installed -= 1
+        if _installed == 0 and _original_send is not None and _original_template is not None:
+            Rule.send_to_targets = _original_send  # type: ignore[method-assign]
+            EventTemplateParser.DEFAULT_EVENT_INPUT_TEMPLATE = _original_template
+            _original_send = _original_template = None
+
+
+@contextmanager
+def forwarding_keeps_the_source() -> Iterator[None]:
+    """For the block, events forwarded to another account's bus keep their ``account`` (see the module)."""
+    install_forwarding_fix()
+    try:
+        yield
+    finally:
+        uninstall_forwarding_fix()
+
+
+# -- the organization -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Organization:
+    """An organization in moto, managed from the central account (the default credentials)."""
+
+    id: str
+    root: str
+    management_account: str = CENTRAL_ACCOUNT
+
+    def add_account(self, name: str, parent: str | None = None) -> str:
+        """A new member account (moto picks its id), moved under ``parent`` (an OU id) when given."""
+        orgs = boto3.client("organizations")
+        status = orgs.create_account(AccountName=name, Email=f"{name.lower()}@rolewarden.example")
+        account = str(status["CreateAccountStatus"]["AccountId"])
+        if parent is not None:
+            orgs.move_account(AccountId=account, SourceParentId=self.root, DestinationParentId=parent)
+        return account
+
+    def add_ou(self, name: str, parent: str | None = None) -> str:
+        ou = boto3.client("organizations").create_organizational_unit(ParentId=parent or self.root, Name=name)
+        return str(ou["OrganizationalUnit"]["Id"])
+
+    def accounts(self) -> list[str]:
+        orgs = boto3.client("organizations")
+        return sorted(str(a["Id"]) for page in orgs.get_paginator("list_accounts").paginate() for a in page["Accounts"])
+
+
+def create_organization() -> Organization:
+    """An organization (all features) whose management account is the central one."""
+    orgs = boto3.client("organizations")
+    org = orgs.create_organization(FeatureSet="ALL")["Organization"]
+    (root,) = orgs.list_roots()["Roots"]
+    return Organization(str(org["Id"]), str(root["Id"]), str(org["MasterAccountId"]))
+
+
+#: An account of no organization here: a stranger's.
+OUTSIDER = "999999999999"
+
+
+# -- the stacks -----------------------------------------------------------------------------------------
 def member_session(account: str, region: str = "us-east-1") -> boto3.session.Session:
     """A session acting in ``account``, as the organization's access role of a member would give."""
     given = boto3.client("sts").assume_role(
@@ -42,11 +183,11 @@ class Member:
         return member_session(self.account)
 
 
-def deploy_central(name: str = "rolewarden-central") -> Stack:
-    return deploy(name, {"Mode": "central", "OrganizationId": ORGANIZATION_ID})
+def deploy_central(organization_id: str, name: str = "rolewarden-central") -> Stack:
+    return deploy(name, {"Mode": "central", "OrganizationId": organization_id})
 
 
-def deploy_member(central: Stack, account: str, region: str = "us-east-1") -> Member:
+def deploy_member(central: Stack, account: str, organization_id: str, region: str = "us-east-1") -> Member:
     """member.yaml in ``account`` with the parameters the StackSet would pass from the central outputs."""
     profiles, grants, compliance = central.outputs["CentralRoleNames"].split(",")
     parameters = {
@@ -56,7 +197,7 @@ def deploy_member(central: Stack, account: str, region: str = "us-east-1") -> Me
         "InstanceProfilesRoleName": profiles,
         "BucketGrantsRoleName": grants,
         "RoleComplianceRoleName": compliance,
-        "OrganizationId": ORGANIZATION_ID,
+        "OrganizationId": organization_id,
     }
     name = f"StackSet-rolewarden-member-{account}"
     cfn = member_session(account, region).client("cloudformation")
@@ -76,3 +217,31 @@ def deploy_member(central: Stack, account: str, region: str = "us-east-1") -> Me
     }
     outputs = {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
     return Member(account, name, resources, outputs)
+
+
+# -- the whole world ------------------------------------------------------------------------------------
+@dataclass
+class CentralWorld:
+    """The organization, the central stack and the member stacks, by name (``members["A"]``)."""
+
+    organization: Organization
+    central: Stack
+    members: dict[str, Member]
+
+    def account(self, name: str) -> str:
+        return self.members[name].account
+
+    def central_config(self, **accounts: Any) -> dict[str, Any]:
+        """The config's ``accounts`` section for this organization (``accounts`` adds keys to it)."""
+        return {"mode": "central", "organization_id": self.organization.id, **accounts}
+
+
+@contextmanager
+def central_world(members: Sequence[str] = ("A", "B"), name: str = "rolewarden-central") -> Iterator[CentralWorld]:
+    """An organization, the central stack and one member stack per name in ``members`` (each in a new
+    account of the organization), with forwarded events keeping their account for the block."""
+    with forwarding_keeps_the_source():
+        organization = create_organization()
+        central = deploy_central(organization.id, name)
+        deployed = {n: deploy_member(central, organization.add_account(n), organization.id) for n in members}
+        yield CentralWorld(organization, central, deployed)
