@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterable
 
 from rolewarden.aws import iam
+from rolewarden.aws.clients import current_account
 from rolewarden.config import Config
 from rolewarden.decide.profiles import assignable, guard_rules, judge_role
 from rolewarden.model.instances import GuardFinding, ProfileInfo
@@ -20,14 +21,17 @@ from rolewarden.model.instances import GuardFinding, ProfileInfo
 #: function drops the entry when the profile's role is swapped. Only profiles that exist are
 #: cached, so a profile created after a refusal is seen at once.
 PROFILE_CACHE_SECONDS = 60.0
-#: (profile name, managed path, boundary) -> (read at, profile with the guard's verdict)
-_profile_cache: dict[tuple[str, str, str], tuple[float, ProfileInfo]] = {}
+#: (profile name, account, managed path, boundary) -> (read at, profile with the guard's verdict). The
+#: account (``clients.current_account``, issue 14): a profile of one name is another profile, with another
+#: role and ARN, in each account a central function acts in.
+_profile_cache: dict[tuple[str, str, str, str], tuple[float, ProfileInfo]] = {}
 
 
-def _cache_key(name: str, config: Config | None) -> tuple[str, str, str]:
+def _cache_key(name: str, config: Config | None) -> tuple[str, str, str, str]:
+    account = current_account() or ""
     if config is None:
-        return (name, "", "")
-    return (name, config.managed_path, config.compliance.permissions_boundary or "")
+        return (name, account, "", "")
+    return (name, account, config.managed_path, config.compliance.permissions_boundary or "")
 
 
 def judge_profile(info: ProfileInfo, config: Config) -> ProfileInfo:
@@ -66,7 +70,7 @@ def lookup_profiles(
 
 
 def forget_profile(name: str) -> None:
-    """Drop every cached reading of one profile (its role was swapped)."""
+    """Drop every cached reading of one profile, in every account (its role was swapped)."""
     for key in [k for k in _profile_cache if k[0] == name]:
         del _profile_cache[key]
 
