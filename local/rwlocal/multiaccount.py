@@ -12,7 +12,9 @@ no resources, a new time), where EventBridge keeps the event as it was; and moto
 (a target without an input transformer) leaves ``account`` out of the event, where EventBridge delivers
 the whole event. moto checks neither the
 central bus's policy (``aws:PrincipalOrgID``) nor the execution role's trust: the unit tests of the
-templates cover those.
+templates cover those. Nor does moto's STS check that an assumed role exists: ``sts_refuses_missing_roles``
+makes RoleWarden's own AssumeRole calls answer AccessDenied, as STS does, for an account where the execution
+role does not exist (read from moto's IAM), so an account with no member stack is unavailable here as on AWS.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from typing import Any
 
 import boto3
 
-from rwlocal.stack import ROOT, Stack, deploy, load_template
+from rwlocal.stack import ROOT, Stack, deploy, load_template, restore_inline_policies_as_text
 
 CENTRAL_ACCOUNT = "123456789012"  # moto's default account: the organization's management account here
 MEMBER_TEMPLATE = ROOT / "member.yaml"
@@ -119,6 +121,43 @@ def forwarding_keeps_the_source() -> Iterator[None]:
         uninstall_forwarding_fix()
 
 
+# -- moto kindness: AssumeRole of a role that does not exist -----------------------------------------
+def _role_exists(role_arn: str) -> bool:
+    from moto.iam.models import iam_backends
+
+    _, _, _, _, account, resource = role_arn.split(":", 5)
+    name = resource.rsplit("/", 1)[-1]
+    return any(role.name == name for role in iam_backends[account]["aws"].roles.values())
+
+
+def _refuse_a_missing_role(**kwargs: Any) -> tuple[Any, dict[str, Any]] | None:
+    """A botocore before-call handler: STS's AccessDenied (its shape when the role does not exist or does
+    not trust the caller) for an AssumeRole whose role moto's IAM does not hold; None lets the call go."""
+    from botocore.awsrequest import AWSResponse, HTTPHeaders
+
+    arn = str(kwargs["params"]["body"]["RoleArn"])  # the serialized query request
+    if _role_exists(arn):
+        return None
+    message = f"User: arn:aws:sts::{CENTRAL_ACCOUNT}:assumed-role/rolewarden/fn is not authorized to perform: "
+    parsed = {
+        "Error": {"Type": "Sender", "Code": "AccessDenied", "Message": f"{message}sts:AssumeRole on resource: {arn}"},
+        "ResponseMetadata": {"HTTPStatusCode": 403},
+    }
+    return AWSResponse("https://sts.amazonaws.com/", 403, HTTPHeaders(), None), parsed
+
+
+@contextmanager
+def sts_refuses_missing_roles() -> Iterator[None]:
+    """For the block, RoleWarden's AssumeRole into a role moto's IAM does not hold is refused (AccessDenied)."""
+    from rolewarden.aws import clients
+
+    clients.add_hook("before-call.sts.AssumeRole", _refuse_a_missing_role)
+    try:
+        yield
+    finally:
+        clients.remove_hook("before-call.sts.AssumeRole", _refuse_a_missing_role)
+
+
 # -- the organization -----------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Organization:
@@ -161,9 +200,13 @@ OUTSIDER = "999999999999"
 # -- the stacks -----------------------------------------------------------------------------------------
 def member_session(account: str, region: str = "us-east-1") -> boto3.session.Session:
     """A session acting in ``account``, as the organization's access role of a member would give."""
-    given = boto3.client("sts").assume_role(
-        RoleArn=f"arn:aws:iam::{account}:role/OrganizationAccountAccessRole", RoleSessionName="rwlocal-stackset"
-    )["Credentials"]
+    given = (
+        boto3.session.Session()
+        .client("sts")
+        .assume_role(  # the central account's own credentials
+            RoleArn=f"arn:aws:iam::{account}:role/OrganizationAccountAccessRole", RoleSessionName="rwlocal-stackset"
+        )["Credentials"]
+    )
     return boto3.session.Session(
         aws_access_key_id=given["AccessKeyId"],
         aws_secret_access_key=given["SecretAccessKey"],
@@ -200,7 +243,8 @@ def deploy_member(central: Stack, account: str, organization_id: str, region: st
         "OrganizationId": organization_id,
     }
     name = f"StackSet-rolewarden-member-{account}"
-    cfn = member_session(account, region).client("cloudformation")
+    session = member_session(account, region)
+    cfn = session.client("cloudformation")
     cfn.create_stack(
         StackName=name,
         TemplateBody=json.dumps(load_template(MEMBER_TEMPLATE)),
@@ -216,7 +260,22 @@ def deploy_member(central: Stack, account: str, organization_id: str, region: st
         for s in page["StackResourceSummaries"]
     }
     outputs = {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
+    restore_inline_policies_as_text(session.client("iam"))
     return Member(account, name, resources, outputs)
+
+
+@contextmanager
+def in_account(account: str) -> Iterator[boto3.session.Session]:
+    """boto3's default session acts in ``account`` for the block: ``boto3.client`` (so rwlocal.world's
+    helpers and ``rwlocal.pipeline.put_events``) reaches that account. RoleWarden's clients are not
+    affected (they build their own session)."""
+    saved = boto3.DEFAULT_SESSION
+    session = boto3.session.Session() if account == CENTRAL_ACCOUNT else member_session(account)
+    boto3.DEFAULT_SESSION = session
+    try:
+        yield session
+    finally:
+        boto3.DEFAULT_SESSION = saved
 
 
 # -- the whole world ------------------------------------------------------------------------------------
@@ -239,8 +298,9 @@ class CentralWorld:
 @contextmanager
 def central_world(members: Sequence[str] = ("A", "B"), name: str = "rolewarden-central") -> Iterator[CentralWorld]:
     """An organization, the central stack and one member stack per name in ``members`` (each in a new
-    account of the organization), with forwarded events keeping their account for the block."""
-    with forwarding_keeps_the_source():
+    account of the organization), with forwarded events keeping their account and STS refusing missing
+    roles for the block."""
+    with forwarding_keeps_the_source(), sts_refuses_missing_roles():
         organization = create_organization()
         central = deploy_central(organization.id, name)
         deployed = {n: deploy_member(central, organization.add_account(n), organization.id) for n in members}
