@@ -264,13 +264,20 @@ def deploy_member(central: Stack, account: str, organization_id: str, region: st
     return Member(account, name, resources, outputs)
 
 
+#: account -> its session, while a ``central_world`` lasts (moto forgets assumed-role keys when reset).
+_sessions: dict[str, boto3.session.Session] = {}
+
+
 @contextmanager
 def in_account(account: str) -> Iterator[boto3.session.Session]:
     """boto3's default session acts in ``account`` for the block: ``boto3.client`` (so rwlocal.world's
     helpers and ``rwlocal.pipeline.put_events``) reaches that account. RoleWarden's clients are not
     affected (they build their own session)."""
     saved = boto3.DEFAULT_SESSION
-    session = boto3.session.Session() if account == CENTRAL_ACCOUNT else member_session(account)
+    session = _sessions.get(account)
+    if session is None:
+        session = boto3.session.Session() if account == CENTRAL_ACCOUNT else member_session(account)
+        _sessions[account] = session
     boto3.DEFAULT_SESSION = session
     try:
         yield session
@@ -300,8 +307,12 @@ def central_world(members: Sequence[str] = ("A", "B"), name: str = "rolewarden-c
     """An organization, the central stack and one member stack per name in ``members`` (each in a new
     account of the organization), with forwarded events keeping their account and STS refusing missing
     roles for the block."""
-    with forwarding_keeps_the_source(), sts_refuses_missing_roles():
-        organization = create_organization()
-        central = deploy_central(organization.id, name)
-        deployed = {n: deploy_member(central, organization.add_account(n), organization.id) for n in members}
-        yield CentralWorld(organization, central, deployed)
+    _sessions.clear()
+    try:
+        with forwarding_keeps_the_source(), sts_refuses_missing_roles():
+            organization = create_organization()
+            central = deploy_central(organization.id, name)
+            deployed = {n: deploy_member(central, organization.add_account(n), organization.id) for n in members}
+            yield CentralWorld(organization, central, deployed)
+    finally:
+        _sessions.clear()
