@@ -10,11 +10,12 @@ the ``account`` RoleWarden's central functions act on: a rule whose target is an
 account re-puts the event there, so it arrives with the receiving account's ``account`` (and a new id,
 no resources, a new time), where EventBridge keeps the event as it was; and moto's delivery to a queue
 (a target without an input transformer) leaves ``account`` out of the event, where EventBridge delivers
-the whole event. moto checks neither the
-central bus's policy (``aws:PrincipalOrgID``) nor the execution role's trust: the unit tests of the
-templates cover those. Nor does moto's STS check that an assumed role exists: ``sts_refuses_missing_roles``
-makes RoleWarden's own AssumeRole calls answer AccessDenied, as STS does, for an account where the execution
-role does not exist (read from moto's IAM), so an account with no member stack is unavailable here as on AWS.
+the whole event. moto checks neither the central bus's policy (``aws:PrincipalOrgID``) nor the execution
+role's trust: the unit tests of the templates cover those. Nor does moto's STS check that an assumed role
+exists: ``sts_refuses_missing_roles`` makes RoleWarden's own AssumeRole calls in this process answer
+AccessDenied, as STS does, where the execution role does not exist (read from moto's IAM), so an account
+with no member stack is unavailable here as on AWS (poller processes of ``ParallelPipeline`` are not
+covered: they import RoleWarden afresh).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ MEMBER_TEMPLATE = ROOT / "member.yaml"
 EXECUTION_ROLE = "RoleWardenExecution"  # member.yaml's ExecutionRoleName default
 
 
-# -- moto quirk: a forwarded event keeps its source account ---------------------------------------------
+# -- moto quirks: a forwarded event keeps its source account, and deliveries carry it -------------------
 _install_lock = threading.Lock()
 _installed = 0
 _original_send: Callable[..., None] | None = None
@@ -78,8 +79,8 @@ def _send_keeping_the_source(rule: Any, original_event: dict[str, Any], transfor
 
 def install_forwarding_fix() -> None:
     """Install ``_send_keeping_the_source`` and the delivery template with ``account`` in the in-process
-    moto server (counted: each install needs
-    its ``uninstall_forwarding_fix``; the first installs, the last removes)."""
+    moto server (counted: each install needs its ``uninstall_forwarding_fix``; the first installs, the
+    last removes)."""
     global _installed, _original_send, _original_template
     from moto.events.models import Rule
     from moto.events.utils import EventTemplateParser
@@ -167,22 +168,11 @@ class Organization:
     root: str
     management_account: str = CENTRAL_ACCOUNT
 
-    def add_account(self, name: str, parent: str | None = None) -> str:
-        """A new member account (moto picks its id), moved under ``parent`` (an OU id) when given."""
+    def add_account(self, name: str) -> str:
+        """A new member account under the root (moto picks its id)."""
         orgs = boto3.client("organizations")
         status = orgs.create_account(AccountName=name, Email=f"{name.lower()}@rolewarden.example")
-        account = str(status["CreateAccountStatus"]["AccountId"])
-        if parent is not None:
-            orgs.move_account(AccountId=account, SourceParentId=self.root, DestinationParentId=parent)
-        return account
-
-    def add_ou(self, name: str, parent: str | None = None) -> str:
-        ou = boto3.client("organizations").create_organizational_unit(ParentId=parent or self.root, Name=name)
-        return str(ou["OrganizationalUnit"]["Id"])
-
-    def accounts(self) -> list[str]:
-        orgs = boto3.client("organizations")
-        return sorted(str(a["Id"]) for page in orgs.get_paginator("list_accounts").paginate() for a in page["Accounts"])
+        return str(status["CreateAccountStatus"]["AccountId"])
 
 
 def create_organization() -> Organization:
@@ -200,13 +190,10 @@ OUTSIDER = "999999999999"
 # -- the stacks -----------------------------------------------------------------------------------------
 def member_session(account: str, region: str = "us-east-1") -> boto3.session.Session:
     """A session acting in ``account``, as the organization's access role of a member would give."""
-    given = (
-        boto3.session.Session()
-        .client("sts")
-        .assume_role(  # the central account's own credentials
-            RoleArn=f"arn:aws:iam::{account}:role/OrganizationAccountAccessRole", RoleSessionName="rwlocal-stackset"
-        )["Credentials"]
-    )
+    sts = boto3.session.Session().client("sts")  # the central account's own credentials, whatever the default
+    given = sts.assume_role(
+        RoleArn=f"arn:aws:iam::{account}:role/OrganizationAccountAccessRole", RoleSessionName="rwlocal-stackset"
+    )["Credentials"]
     return boto3.session.Session(
         aws_access_key_id=given["AccessKeyId"],
         aws_secret_access_key=given["SecretAccessKey"],

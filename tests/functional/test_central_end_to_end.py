@@ -29,6 +29,7 @@ from rwlocal import configs
 from rwlocal import world as w
 from rwlocal.multiaccount import (
     CENTRAL_ACCOUNT,
+    EXECUTION_ROLE,
     OUTSIDER,
     CentralWorld,
     central_world,
@@ -223,7 +224,7 @@ def test_an_account_without_its_execution_role_is_one_finding_and_its_record_goe
     central.drain(["InstanceProfilesSweepFunction"])
     (unavailable,) = central.findings
     assert (unavailable.rule, unavailable.account) == ("account-unavailable", bare)
-    assert f"arn:aws:iam::{bare}:role/RoleWardenExecution" in unavailable.message
+    assert f"arn:aws:iam::{bare}:role/{EXECUTION_ROLE}" in unavailable.message
     (dead,) = central.pipeline.dlq_messages("InstanceProfilesSweepFunction")
     assert json.loads(dead["Body"])["rolewarden-account-sweep"]["account"] == bare
     reason = dead["MessageAttributes"]["rolewarden-reason"]["StringValue"]
