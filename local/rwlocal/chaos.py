@@ -19,6 +19,10 @@ The local AWS is as hostile as the real one, each condition on by default and si
 - lifecycle hooks (``--no-hooks``, ``--hook-timeout``): a third of the instances launch through an Auto Scaling hook
   that expires with ABANDON if RoleWarden does not complete it in time;
 - revoked grants (``--revoked``): some buckets lose their grant tags while the run is under way.
+- several accounts (``--accounts N``, default 1): the central stack (Mode=central) and N - 1 member stacks
+  of an organization (rwlocal.multiaccount), the instances, buckets and drifted roles spread evenly over the
+  N accounts (names prefixed per member), each event put on its own account's default bus (member.yaml is
+  deployed in the central account too, so its events reach the central bus), every check run per account.
 Always on, because it is how EC2 behaves: a Replace answers with a fresh association id and a Replace or
 Disassociate naming a superseded id fails with ``IncorrectState`` (rwlocal.hostile.Associations; moto
 keeps the id, which hid double writes from duplicate events).
@@ -49,6 +53,7 @@ burst's backlog within the lifecycle hooks' timeout. Durations in flags are simu
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import random
@@ -60,17 +65,20 @@ import time
 import types
 import uuid
 from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import boto3
 import botocore.endpoint
+import yaml
 
 from rwlocal import stack as st
 from rwlocal import world as w
 from rwlocal.configs import ADMIN_RULE, DATA_RULE, WEB_RULE, config_yaml
 from rwlocal.hostile import Hostility
+from rwlocal.multiaccount import CENTRAL_ACCOUNT, central_world, deploy_member, in_account, member_session
 from rwlocal.pipeline import ParallelPipeline, Pipeline, fire_schedule, put_events
 from rwlocal.proxy import ChaosProxy, FaultPlan
 from rwlocal.server import LocalAws
@@ -125,6 +133,9 @@ class Sizes:
     revoked: int = -1  # buckets whose grant tags are removed mid-run (-1: a fifth of the buckets)
     max_retry_wait: float = 300.0  # simulated seconds a failed record may wait for its retry
     converge_timeout: float = 900.0  # real seconds to wait for the queues to drain
+    # 1: the single-account stack. N > 1: the central stack (Mode=central) and N - 1 member stacks of an
+    # organization (rwlocal.multiaccount), the world spread evenly over the N accounts, every check per account
+    accounts: int = 1
 
 
 @dataclass
@@ -158,6 +169,19 @@ class World:
     needed_instance_writes: int = 0
     hooks: dict[str, str] = field(default_factory=dict)  # instance id -> lifecycle action token
     revoked: dict[str, dict[str, str]] = field(default_factory=dict)  # bucket -> its tags before removal
+    #: The account this part of the world is in, and the prefix of its role and bucket names (names stay
+    #: unique across accounts, so the proxy's write counts and the grant ledger need no account)
+    account: str = CENTRAL_ACCOUNT
+    prefix: str = ""
+    label: str = "central"
+
+    @property
+    def protected_bucket(self) -> str:
+        return f"{self.prefix}{PROTECTED_BUCKET}"
+
+    @property
+    def outsider(self) -> str:
+        return f"{self.prefix}outsider"
 
 
 HOOK_GROUP = "web-asg"
@@ -248,20 +272,20 @@ def seed_instances(world: World, count: int, rng: random.Random, hooks: bool = T
 def seed_buckets(world: World, count: int, rng: random.Random) -> None:
     iam = boto3.client("iam")
     s3 = boto3.client("s3")
-    world.grantees = [f"app-{n}" for n in range(max(3, count // 5))]
+    world.grantees = [f"{world.prefix}app-{n}" for n in range(max(3, count // 5))]
     for role in world.grantees:
         w.create_role(role, MANAGED)
-    w.create_role("outsider", "/")  # a real role outside the managed path: must never be granted
+    w.create_role(world.outsider, "/")  # a real role outside the managed path: must never be granted
     hostile = [
         "*",
-        "arn:aws:iam::123456789012:role/outsider",
-        "outsider",
-        "/rolewarden/app-0",
+        f"arn:aws:iam::{world.account}:role/{world.outsider}",
+        world.outsider,
+        f"/rolewarden/{world.prefix}app-0",
         "no-such-role",
         '"}],"Statement":[{"Effect":"Allow"',
         "a" * 200,
     ]
-    names = [f"chaos-bucket-{n:03d}" for n in range(count - 1)] + [PROTECTED_BUCKET]
+    names = [f"{world.prefix}chaos-bucket-{n:03d}" for n in range(count - 1)] + [world.protected_bucket]
     for name in names:
         s3.create_bucket(Bucket=name)
         readers = rng.sample(world.grantees, k=rng.randint(0, min(3, len(world.grantees))))
@@ -284,7 +308,7 @@ def choose_revoked(world: World, count: int, rng: random.Random) -> None:
     granted = sorted(
         bucket
         for bucket, tags in world.buckets.items()
-        if bucket != PROTECTED_BUCKET and any(r in world.grantees for v in tags.values() for r in v.split())
+        if bucket != world.protected_bucket and any(r in world.grantees for v in tags.values() for r in v.split())
     )
     for bucket in rng.sample(granted, k=min(count, len(granted))):
         world.revoked[bucket] = world.buckets[bucket]
@@ -303,7 +327,7 @@ def revoke(world: World) -> list[dict[str, Any]]:
 
 def seed_drift(world: World, count: int, rng: random.Random) -> None:
     iam = boto3.client("iam")
-    w.ensure_aws_managed_policy()  # moto loads no AWS-managed policies by default
+    w.ensure_aws_managed_policy(account_id=world.account)  # moto loads no AWS-managed policies by default
     loose_trust = json.dumps(
         {
             "Version": "2012-10-17",
@@ -320,9 +344,10 @@ def seed_drift(world: World, count: int, rng: random.Random) -> None:
         }
     )
     drifts = ["admin-managed", "admin-inline", "loose-trust"]
-    roles = [f"svc-{n:03d}" for n in range(count)]
-    for n, role in enumerate([*roles, PROTECTED_ROLE, "outside-admin"]):
-        path = "/" if role == "outside-admin" else MANAGED
+    roles = [f"{world.prefix}svc-{n:03d}" for n in range(count)]
+    outside = f"{world.prefix}outside-admin"
+    for n, role in enumerate([*roles, PROTECTED_ROLE, outside]):  # the config protects PROTECTED_ROLE by name
+        path = "/" if role == outside else MANAGED
         w.create_role(role, path)
         kind = drifts[n % len(drifts)] if role in roles else "admin-managed"
         if kind == "admin-managed":
@@ -428,7 +453,7 @@ def check_grants(world: World) -> Check:
         return Check("grant policies equal what the bucket tags say", True, "no buckets in this run")
     wrong: list[str] = []
     for role in world.grantees:
-        unprotected = {bucket: tags for bucket, tags in world.buckets.items() if bucket != PROTECTED_BUCKET}
+        unprotected = {bucket: tags for bucket, tags in world.buckets.items() if bucket != world.protected_bucket}
         expected = expected_grants(role, unprotected)
         granted, problems = _granted_actions(role)
         wrong.extend(f"{role}: {p}" for p in problems)
@@ -437,7 +462,7 @@ def check_grants(world: World) -> Check:
             extra = sorted(set(granted) - set(expected))
             differ = sorted(b for b in set(expected) & set(granted) if expected[b] != granted[b])
             wrong.append(f"{role}: missing {missing[:3]} extra {extra[:3]} differ {differ[:3]}")
-    outsider, _ = _granted_actions("outsider")
+    outsider, _ = _granted_actions(world.outsider)
     if outsider:
         wrong.append("the role outside the managed path was granted")
     return Check(
@@ -501,12 +526,27 @@ def check_roles(world: World) -> Check:
     )
 
 
+def _untouchables(worlds: dict[str, World]) -> dict[str, Any]:
+    """``snapshot_untouchables`` in every account, keyed ``<account>:<what>``."""
+    snap: dict[str, Any] = {}
+    for account, world in worlds.items():
+        with in_account(account):
+            snap.update({f"{account}:{k}": v for k, v in snapshot_untouchables(world).items()})
+    return snap
+
+
 def snapshot_untouchables(world: World) -> dict[str, Any]:
     s3 = boto3.client("s3")
     snap: dict[str, Any] = {f"role/{r}": _role_state(r) for r in world.untouchable_roles}
-    snap["role/outsider"] = _role_state("outsider") if world.buckets else None
-    if PROTECTED_BUCKET in world.buckets:
-        snap[f"bucket/{PROTECTED_BUCKET}"] = s3.get_bucket_tagging(Bucket=PROTECTED_BUCKET).get("TagSet")
+    snap[f"role/{world.outsider}"] = _role_state(world.outsider) if world.buckets else None
+    if world.protected_bucket in world.buckets:
+        try:
+            tags = s3.get_bucket_tagging(Bucket=world.protected_bucket).get("TagSet")
+        except s3.exceptions.ClientError as exc:  # the dice gave it no tags: NoSuchTagSet
+            if exc.response["Error"]["Code"] != "NoSuchTagSet":
+                raise
+            tags = None
+        snap[f"bucket/{world.protected_bucket}"] = tags
     return snap
 
 
@@ -525,6 +565,8 @@ class GrantLedger:
         self.granted: dict[str, set[str]] = {}  # role -> buckets
         self.history: dict[tuple[str, str], list[bool]] = {}
         self.versions_created: Counter[str] = Counter()  # policy ARN -> CreatePolicy/CreatePolicyVersion
+        #: DetachRolePolicy of a grant policy (its last bucket's tags removed): a grant write, not a remediation
+        self.grant_detaches = 0
         self.lock = threading.Lock()
 
     @staticmethod
@@ -565,6 +607,7 @@ class GrantLedger:
                 self.attached.setdefault(params.get("RoleName", ""), set()).add(arn)
             elif operation == "DetachRolePolicy":
                 self.attached.setdefault(params.get("RoleName", ""), set()).discard(arn)
+                self.grant_detaches += 1
             for role, arns in self.attached.items():
                 if arn in arns or role == params.get("RoleName"):
                     self._update(role)
@@ -607,13 +650,17 @@ def _named(tags: dict[str, str]) -> set[str]:
 class HookObserver:
     """Called by the proxy when a hook is completed: what profile the instance holds at that moment."""
 
-    def __init__(self) -> None:
+    def __init__(self, worlds: dict[str, World] | None = None) -> None:
+        """``worlds``: where each instance is (several accounts); the central account's otherwise."""
         self.ec2 = boto3.session.Session().client("ec2")
         self.lock = threading.Lock()
+        self.account_of = {i: a for a, world in (worlds or {}).items() for i in world.instances}
+        self.member_ec2 = {a: member_session(a).client("ec2") for a in worlds or {} if a != CENTRAL_ACCOUNT}
 
     def __call__(self, hook: Any, result: str) -> str | None:
+        ec2 = self.member_ec2.get(self.account_of.get(hook.instance_id, CENTRAL_ACCOUNT), self.ec2)
         with self.lock:
-            found = self.ec2.describe_iam_instance_profile_associations(
+            found = ec2.describe_iam_instance_profile_associations(
                 Filters=[
                     {"Name": "instance-id", "Values": [hook.instance_id]},
                     {"Name": "state", "Values": ["associating", "associated"]},
@@ -767,6 +814,64 @@ class _Runner:
         return {c: self.reader.depth(self.reader.consumers[c].queue_logical_id) for c in self.reader.consumers}
 
 
+def _share(total: int, index: int, parts: int) -> int:
+    """Account ``index``'s share of ``total`` spread evenly over ``parts`` accounts (the first ones get the rest)."""
+    return total // parts + int(index < total % parts)
+
+
+def _put_spread(stream: list[tuple[str, dict[str, Any]]]) -> None:
+    """Put each event on its own account's default bus (a member's travels its forwarding rules): each
+    account's events in their order, the accounts taking turns ten at a time (one PutEvents each, so a
+    delivery over several accounts takes no longer than over one)."""
+    pending: dict[str, list[dict[str, Any]]] = {}
+    for account, event in stream:
+        pending.setdefault(account, []).append(event)
+    while any(pending.values()):
+        for account, events in pending.items():
+            if events:
+                with in_account(account):
+                    put_events(events[:10])
+                del events[:10]
+
+
+def _each(worlds: dict[str, World], check: Callable[[World], Check]) -> Check:
+    """One check run in every account of the world, as one row (each account's detail when several)."""
+    found = []
+    for world in worlds.values():
+        with in_account(world.account):
+            found.append((world, check(world)))
+    if len(found) == 1:
+        return found[0][1]
+    detail = "; ".join(f"{world.label}: {c.detail}" for world, c in found)
+    return Check(found[0][1].name, all(c.ok for _, c in found), detail, found[0][1].report)
+
+
+def _merged(worlds: dict[str, World]) -> World:
+    """The world's instances, hooks and buckets over every account (their ids and names are unique)."""
+    merged = World()
+    for world in worlds.values():
+        merged.instances.update(world.instances)
+        merged.hooks.update(world.hooks)
+        merged.buckets.update(world.buckets)
+        merged.revoked.update(world.revoked)
+    return merged
+
+
+@contextlib.contextmanager
+def _accounts(sizes: Sizes) -> Iterator[tuple[st.Stack, list[str], str]]:
+    """The stack, the accounts the world spreads over (the stack's first) and the config's extra text."""
+    if sizes.accounts <= 1:
+        yield st.deploy(), [CENTRAL_ACCOUNT], ""
+        return
+    members = [f"member-{n}" for n in range(1, sizes.accounts)]
+    with central_world(members, name="rolewarden-chaos") as built:
+        # the central account's own events: a StackSet never deploys to the management account, and in central
+        # mode its default bus feeds no queue; member.yaml deployed there as a plain stack forwards them too
+        deploy_member(built.central, CENTRAL_ACCOUNT, built.organization.id)
+        accounts = [CENTRAL_ACCOUNT, *(built.account(m) for m in members)]
+        yield built.central, accounts, yaml.safe_dump({"accounts": built.central_config()}, sort_keys=False)
+
+
 def run(sizes: Sizes, out: Any = None) -> Result:
     import os
 
@@ -777,19 +882,31 @@ def run(sizes: Sizes, out: Any = None) -> Result:
     started = time.perf_counter()
     real_endpoint_time = botocore.endpoint.time  # type: ignore[attr-defined]
     scale = sizes.time_scale
-    with LocalAws() as aws, tempfile.TemporaryDirectory() as tmp:
+    with LocalAws() as aws, tempfile.TemporaryDirectory() as tmp, _accounts(sizes) as (stack, accounts, extra):
         config = Path(tmp) / "chaos.yaml"
-        config.write_text(CONFIG)
-        stack = st.deploy()
-        world = World()
-        seed_instances(world, sizes.instances, rng, sizes.hooks)
-        if sizes.buckets:
-            seed_buckets(world, sizes.buckets, rng)
-            choose_revoked(world, sizes.revoked if sizes.revoked >= 0 else sizes.buckets // 5, rng)
-        if sizes.roles:
-            seed_drift(world, sizes.roles, rng)
-        before = w.attached_profiles(list(world.instances))
-        untouched_before = snapshot_untouchables(world)
+        config.write_text(CONFIG + extra)
+        worlds: dict[str, World] = {}
+        parts = len(accounts)
+        for index, account in enumerate(accounts):
+            part = World(
+                account=account, prefix=f"m{index}-" if index else "", label=f"member {index}" if index else "central"
+            )
+            worlds[account] = part
+            with in_account(account):
+                seed_instances(part, _share(sizes.instances, index, parts), rng, sizes.hooks)
+                if sizes.buckets:
+                    buckets = _share(sizes.buckets, index, parts)
+                    seed_buckets(part, buckets, rng)
+                    revoked = sizes.revoked if sizes.revoked >= 0 else sizes.buckets // 5
+                    choose_revoked(part, _share(revoked, index, parts), rng)
+                if sizes.roles:
+                    seed_drift(part, _share(sizes.roles, index, parts), rng)
+        world = _merged(worlds)
+        before: dict[str, str] = {}
+        for account, part in worlds.items():
+            with in_account(account):
+                before.update(w.attached_profiles(list(part.instances)))
+        untouched_before = _untouchables(worlds)
         plan = FaultPlan(throttle=sizes.throttle, server_error=sizes.server_errors, drop=sizes.drops, seed=sizes.seed)
         hostility = Hostility(
             time_scale=scale,
@@ -808,7 +925,7 @@ def run(sizes: Sizes, out: Any = None) -> Result:
         runner: _Runner | None = None
         try:
             with ChaosProxy(aws.port, plan, hostility) as proxy:
-                proxy.hooks.on_complete = HookObserver()
+                proxy.hooks.on_complete = HookObserver(worlds if parts > 1 else None)
                 overrides = {
                     "ROLEWARDEN_CONFIG": str(config),
                     "AWS_ENDPOINT_URL": proxy.endpoint,
@@ -827,7 +944,7 @@ def run(sizes: Sizes, out: Any = None) -> Result:
                 clients.reset()
                 watcher = GrantLedger()
                 proxy.on_write = watcher
-                stream = [e for e in world.events for _ in range(sizes.duplicates)]
+                stream = [(a, e) for a, part in worlds.items() for e in part.events for _ in range(sizes.duplicates)]
                 rng.shuffle(stream)
                 # the instances launch now: their hooks start waiting, and DescribeInstances misses them for the
                 # EC2 lag, counted from the end of the delivery of their events (a burst takes a while to put)
@@ -837,20 +954,23 @@ def run(sizes: Sizes, out: Any = None) -> Result:
                     )
                 began = time.monotonic()
                 proxy.launched(list(world.instances))
-                put_events(stream)
+                _put_spread(stream)
                 proxy.launched(list(world.instances))
-                revoked_events: list[dict[str, Any]] = []
+                revoked_events: list[tuple[str, dict[str, Any]]] = []
                 if world.revoked:
                     # remove the tags once the run is under way (a revoked bucket granted, or a few seconds)
                     wait_until = time.monotonic() + max(2.0, 30 * scale)
                     while time.monotonic() < wait_until and not any(watcher.ever_granted(b) for b in world.revoked):
                         time.sleep(0.05)
-                    revoked_events = [e for e in revoke(world) for _ in range(sizes.duplicates)]
-                    put_events(revoked_events)
+                    for account, part in worlds.items():
+                        with in_account(account):
+                            revoked_events += [(account, e) for e in revoke(part) for _ in range(sizes.duplicates)]
+                    _put_spread(revoked_events)
                 quiet = runner.drain()
                 drained = time.monotonic()
                 first_writes = Counter(proxy.stats.writes_ok)
                 first_targets = Counter(proxy.stats.write_targets)
+                first_grant_detaches = watcher.grant_detaches
                 managed_times = [
                     t for t, name in proxy.stats.write_times if name.split(":", 1)[0] in ("ec2", "iam", "s3")
                 ]
@@ -867,7 +987,7 @@ def run(sizes: Sizes, out: Any = None) -> Result:
                     for m in runner.reader.dlq_messages(c)
                 ]
                 # second pass: everything again plus every sweep must write nothing
-                put_events(stream + revoked_events)
+                _put_spread(stream + revoked_events)
                 for rule in st.schedule_rules(stack.template):
                     fire_schedule(stack, rule)
                 quiet_again = runner.drain()
@@ -891,9 +1011,9 @@ def run(sizes: Sizes, out: Any = None) -> Result:
             from rolewarden.aws import clients
 
             clients.reset()
-        result.checks.append(check_instances(world, before))
-        result.checks.append(check_grants(world))
-        result.checks.append(check_roles(world))
+        result.checks.append(_each(worlds, lambda part: check_instances(part, before)))
+        result.checks.append(_each(worlds, check_grants))
+        result.checks.append(_each(worlds, check_roles))
         lost = sum(dlq.values())
         result.checks.append(
             Check(
@@ -908,12 +1028,14 @@ def run(sizes: Sizes, out: Any = None) -> Result:
         result.checks.append(
             Check(
                 "one effective write per needed instance change",
-                instance_writes <= world.needed_instance_writes,
-                f"{instance_writes} association writes for {world.needed_instance_writes} needed"
+                instance_writes <= sum(part.needed_instance_writes for part in worlds.values()),
+                f"{instance_writes} association writes for "
+                f"{sum(part.needed_instance_writes for part in worlds.values())} needed"
                 + (f"; written more than once: {twice[:4]}" if twice else ""),
             )
         )
-        remediation_writes = sum(
+        drifted = sum(len(part.drifted) for part in worlds.values())
+        remediation_writes = -first_grant_detaches + sum(
             v
             for k, v in first_writes.items()
             if k.startswith("iam:")
@@ -927,8 +1049,9 @@ def run(sizes: Sizes, out: Any = None) -> Result:
         result.checks.append(
             Check(
                 "remediation writes bounded by the drift",
-                remediation_writes <= len(world.drifted),
-                f"{remediation_writes} remediation writes for {len(world.drifted)} drifted roles"
+                remediation_writes <= drifted,
+                f"{remediation_writes} remediation writes for {drifted} drifted roles"
+                + (f" (and {first_grant_detaches} grant-policy detaches)" if first_grant_detaches else "")
                 + (f"; remediated more than once: {remediated_twice[:4]}" if remediated_twice else ""),
             )
         )
@@ -939,7 +1062,7 @@ def run(sizes: Sizes, out: Any = None) -> Result:
                 f"second pass writes: {dict(second_writes) or 0}",
             )
         )
-        untouched_after = snapshot_untouchables(world)
+        untouched_after = _untouchables(worlds)
         changed = [k for k in untouched_before if untouched_before[k] != untouched_after.get(k)]
         result.checks.append(
             Check(
@@ -948,7 +1071,7 @@ def run(sizes: Sizes, out: Any = None) -> Result:
                 f"checked {len(untouched_before)}; changed: {changed or 'none'}",
             )
         )
-        result.checks.append(check_revoked(world, watcher))
+        result.checks.append(_each(worlds, lambda part: check_revoked(part, watcher)))
         result.checks.append(check_hooks(world, hooks, before))
         queue_visibility = max(
             runner.reader.visibility_timeout(c.queue_logical_id) for c in runner.reader.consumers.values()
@@ -1021,7 +1144,9 @@ def print_table(result: Result, out: Any = None) -> None:
         title=(
             f"chaos: {s.instances} instances, {s.buckets} buckets, {s.roles} role drifts; "
             f"{s.throttle:.0%} throttling, {s.server_errors:.0%} 5xx, {s.drops:.0%} drops, "
-            f"x{s.duplicates} delivery, shuffled; " + ", ".join(hostile)
+            f"x{s.duplicates} delivery, shuffled; "
+            + (f"spread over {s.accounts} accounts (central + {s.accounts - 1} members); " if s.accounts > 1 else "")
+            + ", ".join(hostile)
         ),
         title_justify="left",
     )

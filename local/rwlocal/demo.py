@@ -27,7 +27,7 @@ from rwlocal.server import LocalAws
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "config" / "rolewarden.yaml"
-SCENES = ("grants", "compliance", "imds")
+SCENES = ("grants", "compliance", "imds", "central")
 
 
 @dataclass
@@ -36,6 +36,8 @@ class Demo:
     pipeline: Pipeline
     console: Console
     notes: list[str] = field(default_factory=list)
+    #: The local AWS itself (a scene that needs a fresh one resets it: the central scene)
+    aws: LocalAws | None = None
 
     def section(self, title: str) -> None:
         self.console.rule(f"[bold]{title}")
@@ -163,6 +165,7 @@ def instance_profiles_scene(demo: Demo) -> None:
 
 def main() -> int:
     logging.getLogger("rolewarden").setLevel(logging.WARNING)
+    logging.getLogger("samtranslator").setLevel(logging.ERROR)  # "There are unpublished metrics" on each deploy
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
     os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"
     console = Console(width=max(Console().width, 130))
@@ -178,7 +181,7 @@ def main() -> int:
         # into the Lambda layer) and the log level (to keep the tables readable) are changed.
         overrides = {"ROLEWARDEN_CONFIG": str(_demo_config()), "POWERTOOLS_LOG_LEVEL": "ERROR"}
         pipeline = Pipeline(stack, env_overrides=overrides)
-        demo = Demo(stack=stack, pipeline=pipeline, console=console)
+        demo = Demo(stack=stack, pipeline=pipeline, console=console, aws=aws)
         instance_profiles_scene(demo)
         for name in SCENES:
             try:

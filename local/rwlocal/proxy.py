@@ -43,6 +43,16 @@ from rwlocal.hostile import Associations, Ec2Lag, HookRegistry, Hostility, IamLa
 from rwlocal.throttling import THROTTLE_ERRORS, Buckets, is_read
 
 _SERVICE_RE = re.compile(r"Credential=[^/]+/\d{8}/[^/]+/([^/]+)/aws4_request")
+_ACCESS_KEY_RE = re.compile(r"Credential=([^/]+)/")
+
+
+def _lag_key(authorization: str, body: bytes) -> bytes:
+    """What IAM's lagging answers are kept by: the request and its signer's access key. With several accounts
+    (chaos --accounts) one body ("GetInstanceProfile web-server") is each account's own question."""
+    signed_by = _ACCESS_KEY_RE.search(authorization)
+    return (signed_by.group(1).encode() if signed_by else b"") + b"\n" + body
+
+
 _THROTTLE = {**THROTTLE_ERRORS, "s3": (503, "SlowDown", "Please reduce your request rate.")}
 _FAULTED_SERVICES = frozenset(_THROTTLE)
 _WRITE_PREFIXES = (
@@ -320,7 +330,7 @@ class ChaosProxy:
                         status, code, message = THROTTLE_ERRORS[service]
                         return self._answer(status, _error_body(service, code, message), f"bucket:{empty}")
                 if service == "iam" and proxy.iam_lag is not None and is_read(operation):
-                    stale = proxy.iam_lag.stale(body)
+                    stale = proxy.iam_lag.stale(_lag_key(self.headers.get("Authorization", ""), body))
                     if stale is not None:
                         proxy.count(f"stale:iam:{operation}")
                         return self._reply(stale.status, stale.headers, stale.payload)
@@ -466,7 +476,13 @@ class ChaosProxy:
                     proxy.on_write(service, operation, params, payload)
                 if service == "iam" and proxy.iam_lag is not None:
                     if is_read(operation):
-                        proxy.iam_lag.record(body, response.status, answer_headers, payload, asked_at)
+                        proxy.iam_lag.record(
+                            _lag_key(self.headers.get("Authorization", ""), body),
+                            response.status,
+                            answer_headers,
+                            payload,
+                            asked_at,
+                        )
                     elif ok:
                         proxy.iam_lag.wrote()
                 if service == "ec2" and ok and proxy.ec2_lag is not None:

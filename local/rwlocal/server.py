@@ -89,6 +89,10 @@ class LocalAws:
         with urllib.request.urlopen(request, timeout=30) as response:
             response.read()
         clients.reset()
+        # what this process remembers of the reset world: the organization, member credentials, STS's answer
+        from rolewarden import account_runs
+
+        account_runs.reset()
 
     def __enter__(self) -> LocalAws:
         return self.start()

@@ -126,15 +126,16 @@ def deploy(name: str = "rolewarden-local", parameters: dict[str, str] | None = N
     outputs = {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
     stack = Stack(name=name, resources=resources, outputs=outputs, template=template)
     _pin_schedules(stack)
-    _restore_inline_policies_as_text()
+    restore_inline_policies_as_text()
     return stack
 
 
-def _restore_inline_policies_as_text() -> None:
+def restore_inline_policies_as_text(iam: Any = None) -> None:
     """moto 5.2 quirk: inline role policies created by CloudFormation are stored as Python dicts (None for
     AWS::NoValue), and GetAccountAuthorizationDetails then fails with a 500 (``parse.quote(dict)`` in
-    ``Role.role_policy_list``). Writing each one back as JSON text with the same statements fixes it."""
-    iam = boto3.client("iam")
+    ``Role.role_policy_list``). Writing each one back as JSON text with the same statements fixes it (``iam``:
+    a client of the account to fix, the default account's when None)."""
+    iam = iam or boto3.client("iam")
     for page in iam.get_paginator("list_roles").paginate():
         for role in page["Roles"]:
             for name in iam.list_role_policies(RoleName=role["RoleName"])["PolicyNames"]:

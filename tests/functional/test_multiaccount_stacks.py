@@ -3,24 +3,27 @@ the default account, member.yaml in two member accounts as a StackSet would crea
 member account travel its forwarding rules to the central bus and the central rules to the central queues;
 the execution role each member stack creates lets RoleWarden act there and nowhere else.
 
-moto quirks (aws-notes §7): events delivered to SQS carry no ``account`` field (AWS keeps the member's
-account on a forwarded event), moto accepts ``aws.*`` sources from anyone (AWS does not), and it checks
-neither the bus policy nor the execution role's trust: those are covered by tests/unit/test_member_template.py."""
+moto quirks (aws-notes §7): moto re-puts an event forwarded to another account's bus, so it would arrive
+with the central account's ``account`` (AWS keeps the member's), and its deliveries to SQS carry no
+``account`` field: ``rwlocal.multiaccount.central_world`` installs the harness's fix for both, which
+the second test proves; moto accepts ``aws.*`` sources from anyone (AWS
+does not), and it checks neither the bus policy nor the execution role's trust: those are covered by
+tests/unit/test_member_template.py."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import boto3
 import pytest
 
 from rolewarden.aws.accounts import AccountSessions
-from rwlocal.multiaccount import CENTRAL_ACCOUNT, Member, deploy_central, deploy_member
+from rwlocal.multiaccount import CENTRAL_ACCOUNT, CentralWorld, Member, central_world, forwarding_keeps_the_source
 from rwlocal.server import LocalAws
 from rwlocal.stack import Stack
 
-A, B = "111111111111", "222222222222"
 ROLE = "RoleWardenExecution"
 
 
@@ -65,9 +68,14 @@ def _drain(central: Stack, logical_id: str) -> list[dict[str, Any]]:
 
 
 @pytest.fixture
-def world(aws: LocalAws) -> tuple[Stack, Member, Member]:
-    central = deploy_central()
-    return central, deploy_member(central, A), deploy_member(central, B)
+def organization(aws: LocalAws) -> Iterator[CentralWorld]:
+    with central_world(("A", "B")) as built:
+        yield built
+
+
+@pytest.fixture
+def world(organization: CentralWorld) -> tuple[Stack, Member, Member]:
+    return organization.central, organization.members["A"], organization.members["B"]
 
 
 def test_member_events_reach_the_central_queues_through_the_central_bus(world: tuple[Stack, Member, Member]) -> None:
@@ -76,14 +84,48 @@ def test_member_events_reach_the_central_queues_through_the_central_bus(world: t
     member_b.session().client("events").put_events(Entries=[EC2_RUNNING])
     profiles = _drain(central, "InstanceProfilesQueue")
     assert [m["detail"]["instance-id"] for m in profiles] == ["i-0123456789abcdef0"] * 2
+    assert sorted(m["account"] for m in profiles) == sorted([member_a.account, member_b.account])
     assert [m["detail"]["eventName"] for m in _drain(central, "BucketGrantsQueue")] == ["PutBucketTagging"]
     # in central mode the central account's own default bus feeds no queue: its rules moved to the central bus
     boto3.client("events").put_events(Entries=[EC2_RUNNING])
     assert _drain(central, "InstanceProfilesQueue") == []
 
 
+def test_a_forwarded_event_keeps_its_account_id_and_resources_and_the_fix_is_undone_after(
+    organization: CentralWorld,
+) -> None:
+    """EventBridge delivers a cross-account bus target's event as it was; moto would re-put it in the
+    central account (a new id, ``account`` = central, no resources). The harness's fix keeps it, and is
+    removed when the last world that installed it ends."""
+    central, member_a = organization.central, organization.members["A"]
+    events = member_a.session().client("events")
+    entry = {**EC2_RUNNING, "Resources": [f"arn:aws:ec2:us-east-1:{member_a.account}:instance/i-0123456789abcdef0"]}
+    (sent,) = events.put_events(Entries=[entry])["Entries"]
+    (delivered,) = _drain(central, "InstanceProfilesQueue")
+    assert delivered["account"] == member_a.account != CENTRAL_ACCOUNT
+    assert delivered["id"] == sent["EventId"]
+    assert delivered["resources"] == entry["Resources"]
+    assert (delivered["source"], delivered["detail-type"]) == ("aws.ec2", "EC2 Instance State-change Notification")
+    with forwarding_keeps_the_source():  # nested: installing again is counted, not stacked
+        events.put_events(Entries=[entry])
+    (nested,) = _drain(central, "InstanceProfilesQueue")
+    assert nested["account"] == member_a.account
+    from rwlocal import multiaccount
+
+    multiaccount.uninstall_forwarding_fix()  # as the world's end does: moto's own behaviour is back
+    try:
+        (unfixed,) = events.put_events(Entries=[entry])["Entries"]
+        (plain,) = _drain(central, "InstanceProfilesQueue")
+        assert "account" not in plain  # moto's delivery leaves it out
+        assert plain["id"] != unfixed["EventId"]  # and its forwarding put a new event on the central bus
+        assert plain["resources"] == []
+    finally:
+        multiaccount.install_forwarding_fix()
+
+
 def test_iam_changes_are_forwarded_except_rolewardens_own(world: tuple[Stack, Member, Member]) -> None:
     central, member_a, _ = world
+    A = member_a.account
     events = member_a.session().client("events")
     events.put_events(Entries=[_iam_change(f"arn:aws:iam::{A}:role/{ROLE}")])  # RoleWarden's own remediation
     assert _drain(central, "RoleComplianceQueue") == []
@@ -96,6 +138,7 @@ def test_the_member_stacks_execution_role_lets_rolewarden_act_in_that_member_onl
     world: tuple[Stack, Member, Member],
 ) -> None:
     central, member_a, member_b = world
+    A, B = member_a.account, member_b.account
     assert member_a.outputs["ExecutionRoleArn"] == f"arn:aws:iam::{A}:role/{ROLE}"
     trust: Any = member_a.session().client("iam").get_role(RoleName=ROLE)["Role"]["AssumeRolePolicyDocument"]
     (statement,) = trust["Statement"]

@@ -150,6 +150,28 @@ def test_the_guard_reads_are_cached_in_a_warm_container(app: Any, profiles: dict
     assert iam_reads == {"iam:GetInstanceProfile": 1, "iam:ListAttachedRolePolicies": 1, "iam:ListRolePolicies": 1}
 
 
+def test_the_guard_cache_keeps_accounts_apart(app: Any, profiles: dict[str, str], write_config: Any) -> None:
+    """Issue 14: a central function reads profiles of one name in several accounts; the warm cache must not
+    answer a member's profile (its ARN, its role's verdict) with the central account's."""
+    from rolewarden.aws import clients
+    from rolewarden.aws.accounts import AccountSessions
+
+    member = "210987654321"
+    sessions = AccountSessions("RoleWardenExecution", home_account="123456789012")
+    iam = sessions.client(member, "iam")
+    iam.create_role(RoleName="web-server", Path="/rolewarden/", AssumeRolePolicyDocument=json.dumps(w.EC2_TRUST))
+    iam.create_instance_profile(InstanceProfileName="web-server")
+    iam.add_role_to_instance_profile(InstanceProfileName="web-server", RoleName="web-server")
+    iam.put_role_policy(RoleName="web-server", PolicyName="all", PolicyDocument=json.dumps(w.ADMIN_DOCUMENT))
+    config = load_config()
+    home = guard.lookup_profiles(["web-server"], config)["web-server"]
+    with clients.acting_in(sessions.scope(member)):
+        theirs = guard.lookup_profiles(["web-server"], config)["web-server"]
+    assert home is not None and theirs is not None
+    assert (home.arn, theirs.arn) == (profiles["web-server"], f"arn:aws:iam::{member}:instance-profile/web-server")
+    assert home.guard == () and theirs.guard  # the member's role is refused, the central one is not
+
+
 def test_validate_reports_every_rule_whose_profile_would_be_refused(
     aws: Any, write_config: Any, profiles: dict[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
