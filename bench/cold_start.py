@@ -7,7 +7,8 @@ own start, the same for both sides, is left out):
 * import the handler module, which builds its globals (``make_handler``: Powertools Logger and Metrics)
   (alone, this is the reference figure ``import_only_ratio``);
 * the fixed work of the first invocation that every invocation needs: load and validate the config
-  (``load_config``: PyYAML, the config's sections) and import the capability's module
+  (``load_config``: the file ROLEWARDEN_CONFIG names in the config layer, YAML read with PyYAML or JSON
+  read without it; the config's sections) and import the capability's module
   (``capabilities.get``). Work only some invocations do (SQS/SNS sends, the DynamoDB records of a
   sweep) stays out, as it does in the function. AWS calls and client creation stay out of both sides.
 
@@ -23,7 +24,9 @@ plus layers/core: /opt/python), and the runtime's own boto3/botocore (at the ver
 environment). The dev virtual environment's site-packages are kept off sys.path (``-S``): the dev tools
 bring packages Lambda lacks (awscrt, pyOpenSSL, the X-Ray SDK formerly) that botocore and Powertools
 import when they find them. The environment variables are the template's (Globals and the function's
-own, intrinsics replaced by sample values) plus Lambda's own (AWS_LAMBDA_FUNCTION_NAME...).
+own, intrinsics replaced by sample values) plus Lambda's own (AWS_LAMBDA_FUNCTION_NAME...). The config
+layer is what ``sam build`` makes of template.yaml's ConfigLayer: config/ as it is, or, when the layer has
+``BuildMethod: makefile``, the output of config/Makefile (``config_layer``).
 The installed layout is cached in the workdir, keyed by the requirements and versions.
 
 One more run per handler with ``-X importtime`` attributes the import time to top-level packages.
@@ -102,21 +105,43 @@ def deployed_layout(workdir: Path) -> tuple[Path, Path]:
     return layer, runtime
 
 
-def _sample(value: Any, parameters: dict[str, Any], name: str) -> str:
-    """A template environment value as the deployed function would see it (intrinsics -> samples)."""
+def config_layer(template: dict[str, Any], workdir: Path) -> Path:
+    """The config layer's files (Lambda's /opt) as ``sam build`` makes them from template.yaml's ConfigLayer:
+    its ContentUri as it is, or, with ``Metadata: BuildMethod: makefile``, what the ContentUri's Makefile
+    target ``build-ConfigLayer`` writes to ARTIFACTS_DIR (run here on a copy, as sam runs it)."""
+    layer = template["Resources"]["ConfigLayer"]
+    source = ROOT / str(layer["Properties"]["ContentUri"])
+    if layer.get("Metadata", {}).get("BuildMethod") != "makefile":
+        return source
+    scratch, artifacts = workdir.resolve() / "config-layer-src", workdir.resolve() / "config-layer"
+    for folder in (scratch, artifacts):
+        shutil.rmtree(folder, ignore_errors=True)
+    shutil.copytree(source, scratch)
+    artifacts.mkdir(parents=True)
+    make = ["make", "-s", "build-ConfigLayer", f"ARTIFACTS_DIR={artifacts}", f"PYTHON={VENV_PY}"]
+    proc = subprocess.run(make, cwd=scratch, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"the config layer's build failed: {proc.stderr[-1500:]}")
+    return artifacts
+
+
+def _sample(value: Any, parameters: dict[str, Any], name: str, opt: Path) -> str:
+    """A template environment value as the deployed function would see it (intrinsics -> samples; a path
+    under /opt -> the config layer's file ``opt`` holds)."""
+    if name == "ROLEWARDEN_CONFIG":  # !If [UseSsmConfig, ssm:..., /opt/<file>]: the default, the layer's file
+        path = value["Fn::If"][2] if isinstance(value, dict) and "Fn::If" in value else value
+        return str(opt / str(path).removeprefix("/opt/"))
     if isinstance(value, str):
         return value
     if isinstance(value, dict) and set(value) == {"Ref"} and value["Ref"] in parameters:
         return str(parameters[value["Ref"]].get("Default", ""))
     if isinstance(value, dict) and set(value) == {"Ref"} and value["Ref"] == "AWS::AccountId":
         return "123456789012"
-    if name == "ROLEWARDEN_CONFIG":
-        return str(ROOT / "config" / "rolewarden.yaml")  # the config layer's /opt/rolewarden.yaml
     if name == "ROLEWARDEN_HOME_REGION":
         return "us-east-1"
     if isinstance(value, dict) and "Fn::If" in value:
         # a feature switched by a parameter whose default turns it off (SecurityHub=Disabled): the else branch
-        return _sample(value["Fn::If"][2], parameters, name)
+        return _sample(value["Fn::If"][2], parameters, name, opt)
     if name.endswith("_URL"):
         return f"https://sqs.us-east-1.amazonaws.com/123456789012/{name.lower()}"
     if name.endswith("_TOPIC"):
@@ -126,11 +151,13 @@ def _sample(value: Any, parameters: dict[str, Any], name: str) -> str:
     return f"rolewarden-{name.lower().replace('_', '-')}"
 
 
-def lambda_env(function: str, layer: Path, runtime: Path) -> dict[str, str]:
-    """The environment and sys.path of the deployed event function of ``function`` (functions/<function>)."""
+def lambda_env(function: str, layer: Path, runtime: Path, opt: Path | None = None) -> dict[str, str]:
+    """The environment and sys.path of the deployed event function of ``function`` (functions/<function>);
+    ``opt``: the config layer's files (``config_layer``), by default the unbuilt config/."""
     from rwlocal.stack import load_template
 
-    template = load_template()
+    template = load_template(ROOT / "template.yaml")
+    opt = opt or ROOT / "config"
     parameters = template.get("Parameters", {})
     globals_ = template["Globals"]["Function"]
     variables: dict[str, Any] = dict(globals_.get("Environment", {}).get("Variables", {}))
@@ -142,7 +169,7 @@ def lambda_env(function: str, layer: Path, runtime: Path) -> dict[str, str]:
             and props.get("Handler") == "app.lambda_handler"
         ):
             variables.update(props.get("Environment", {}).get("Variables", {}))
-    env = {name: _sample(value, parameters, name) for name, value in variables.items()}
+    env = {name: _sample(value, parameters, name, opt) for name, value in variables.items()}
     env.update(
         {
             "PATH": "/usr/bin:/bin",
@@ -223,11 +250,15 @@ def import_breakdown(body: str, env: dict[str, str], top: int = 8) -> dict[str, 
 def run(ctx: Context, runs: int) -> Result:
     result = Result(NAME, sizes={"runs_per_median": runs, "handlers": len(handlers())})
     layer, runtime = deployed_layout(ctx.workdir)
+    from rwlocal.stack import load_template
+
+    opt = config_layer(load_template(ROOT / "template.yaml"), ctx.workdir)
+    result.sizes["config_layer"] = "config/ as written" if opt == ROOT / "config" else "built by config/Makefile"
     ratios: dict[str, float] = {}
     import_only: dict[str, float] = {}
     for app in handlers():
         function = app.parent.name
-        env = lambda_env(function, layer, runtime)
+        env = lambda_env(function, layer, runtime, opt)
         body = HANDLER.format(path=str(app), capability=function)
         _time(body, env)  # once untimed: bytecode caches written, as Lambda's installed files have them
         base: list[tuple[float, float]] = []
@@ -254,7 +285,7 @@ def run(ctx: Context, runs: int) -> Result:
             f"{median(c for _, c in base) * 1000:.0f} ms ({cpu_ratio:.2f}x)"
         )
         modules = loaded_modules(body, env)
-        absent = ("aws_xray_sdk", "rich", "rolewarden.aws.sqs", "rolewarden.aws.sns", "rolewarden.aws.records")
+        absent = ("aws_xray_sdk", "rich", "rolewarden.aws.sqs", "rolewarden.aws.sns", "rolewarden.aws.records", "yaml")
         result.figures[f"not_imported:{function}"] = [m for m in absent if m not in modules]
         result.figures[f"import_ms_by_package:{function}"] = import_breakdown(body, env)
     worst = max(ratios.values())
@@ -265,7 +296,8 @@ def run(ctx: Context, runs: int) -> Result:
     )
     result.notes.append(
         "handler side: import of functions/<f>/app.py (Powertools Logger and Metrics built) plus the first "
-        "invocation's fixed work (load_config: YAML + the config's validation; the capability module); baseline: "
+        "invocation's fixed work (load_config: the config layer's file, YAML or JSON, and its validation; the "
+        "capability module); baseline: "
         "import boto3. Both in the deployed layout (layer from layers/core/requirements.txt, runtime boto3, "
         "no dev site-packages), the template's environment; ratio of CPU-time medians (wall medians beside)."
     )

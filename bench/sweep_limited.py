@@ -87,6 +87,11 @@ def run(ctx: Context, instances: int, missing: int, rounds: int, time_scale: flo
         "custodian_attempts": sum(attempts["custodian"][0].attempts.values()),
         "rolewarden_throttled_fraction": attempts["rolewarden"][0].throttled_fraction("ec2"),
         "custodian_throttled_fraction": attempts["custodian"][0].throttled_fraction("ec2"),
+        # every round's, in order (the figures above and the calls below are the first round's)
+        "rolewarden_attempts_runs": [sum(d.attempts.values()) for d in attempts["rolewarden"]],
+        "custodian_attempts_runs": [sum(d.attempts.values()) for d in attempts["custodian"]],
+        "rolewarden_throttled_runs": [d.throttled("ec2") for d in attempts["rolewarden"]],
+        "custodian_throttled_runs": [d.throttled("ec2") for d in attempts["custodian"]],
         "rolewarden_instances_right": min(right["rolewarden"]),
         "custodian_instances_right": min(right["custodian"]),
     }

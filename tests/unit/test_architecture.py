@@ -21,7 +21,7 @@ PURE = [
     PACKAGE / "config.py",
     *sorted((PACKAGE / "model").rglob("*.py")),
     PACKAGE / "triggers.py",
-    PACKAGE / "events.py",
+    *sorted((PACKAGE / "events").rglob("*.py")),
     *sorted((PACKAGE / "decide").rglob("*.py")),
 ]
 FORBIDDEN = ("boto3", "botocore", "os", "time", "datetime", "rolewarden.aws")

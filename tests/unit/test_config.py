@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass, field, replace
@@ -11,7 +12,7 @@ from typing import Annotated
 
 import pytest
 
-from rolewarden.config import Config, load_config, parse_config
+from rolewarden.config import Config, config_json, load_config, parse_config
 from rolewarden.errors import ConfigError
 from rolewarden.schema import Check, Limits, SchemaError, Section
 
@@ -171,6 +172,42 @@ def test_a_config_written_as_json_means_the_same_and_is_read_without_pyyaml() ->
     proc = subprocess.run([sys.executable, "-c", code], input=as_json, capture_output=True, text=True, check=True)
     modules = proc.stdout.strip()
     assert "'rolewarden.schema'" in modules and "'yaml'" not in modules
+
+
+def test_the_config_layer_build_ships_the_config_as_json_that_reads_back_the_same(tmp_path: Path) -> None:
+    """config/Makefile's build-ConfigLayer (sam build, with the layer's BuildMethod: makefile) writes only
+    rolewarden.json, from a copy of config/ as sam runs it; the function reading it gets the same config."""
+    source, artifacts = tmp_path / "config", tmp_path / "opt"
+    shutil.copytree(ROOT / "config", source)
+    artifacts.mkdir()
+    make = ["make", "-s", "build-ConfigLayer", f"ARTIFACTS_DIR={artifacts}", f"PYTHON={sys.executable}"]
+    proc = subprocess.run(make, cwd=source, capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert [p.name for p in artifacts.iterdir()] == ["rolewarden.json"]
+    text = (artifacts / "rolewarden.json").read_text()
+    assert text.startswith("{")  # read with the json module (the test above: without PyYAML)
+    assert parse_config(text, "/opt/rolewarden.json") == parse_config((ROOT / "config" / "rolewarden.yaml").read_text())
+
+
+def test_the_config_layer_build_fails_on_an_invalid_config(tmp_path: Path) -> None:
+    (tmp_path / "rolewarden.yaml").write_text("version: 1\nmanaged_paths: /x/\n")
+    shutil.copy(ROOT / "config" / "Makefile", tmp_path / "Makefile")
+    make = ["make", "-s", "build-ConfigLayer", f"ARTIFACTS_DIR={tmp_path / 'opt'}", f"PYTHON={sys.executable}"]
+    proc = subprocess.run(make, cwd=tmp_path, capture_output=True, text=True, check=False)
+    assert proc.returncode != 0
+    assert "managed_paths: unknown key" in proc.stderr and not (tmp_path / "opt" / "rolewarden.json").exists()
+
+
+def test_config_json_keeps_account_ids_yaml_reads_as_numbers() -> None:
+    text = (
+        "version: 1\naccounts:\n  mode: central\n  organization_id: o-a1b2c3d4e5\n"
+        "  include_accounts: [111111111111]\n  overrides:\n    111111111111: {dry_run: true}\n"
+    )
+    out = config_json(text, "accounts.yaml")
+    assert json.loads(out)["accounts"]["overrides"] == {"111111111111": {"dry_run": True}}
+    assert parse_config(out) == parse_config(text)
+    with pytest.raises(ConfigError, match=r"bad\.yaml"):
+        config_json("version: 2\n", "bad.yaml")
 
 
 @pytest.mark.parametrize(

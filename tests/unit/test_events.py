@@ -13,20 +13,16 @@ from typing import Any
 import pytest
 
 from rolewarden.errors import MalformedEvent
-from rolewarden.events import (
-    BucketTagChange,
+from rolewarden.events.ec2 import (
     Ec2TagCall,
-    GrantPolicyDrift,
-    IamPolicyCall,
-    IamRoleCall,
     InstanceLaunch,
-    InstanceProfileCall,
     InstanceStateChange,
     InstanceTagChange,
     LaunchLifecycleAction,
-    S3BucketCall,
-    ScheduledSweep,
 )
+from rolewarden.events.iam import IamPolicyCall, IamRoleCall, InstanceProfileCall
+from rolewarden.events.own import GrantPolicyDrift, ScheduledSweep
+from rolewarden.events.s3 import BucketTagChange, S3BucketCall
 from rolewarden.model.instances import LifecycleAction
 from rolewarden.triggers import parse_envelope
 

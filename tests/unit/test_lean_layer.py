@@ -144,3 +144,38 @@ def test_a_first_invocation_loads_no_other_capability_s_decisions(app: Path) -> 
     modules = _modules_after(app, code + f"capabilities.get({function!r})")
     assert capability in modules  # the capability did load
     assert _loaded(NOT_AT_IMPORT + unneeded, modules) == []
+
+
+#: Per function: a sample of its events, the event-model module routing it loads, and the families of the
+#: other functions' events, which it never loads (rolewarden.events: one module per family)
+EVENT_FAMILIES = {
+    "bucket_grants": (
+        "cloudtrail-s3-putbuckettagging.json",
+        "rolewarden.events.s3",
+        ("rolewarden.events.ec2", "rolewarden.events.iam"),
+    ),
+    "instance_profiles": (
+        "ec2-state-running.json",
+        "rolewarden.events.ec2",
+        ("rolewarden.events.s3", "rolewarden.events.iam"),
+    ),
+    "role_compliance": (
+        "cloudtrail-iam-attachrolepolicy.json",
+        "rolewarden.events.iam",
+        ("rolewarden.events.ec2", "rolewarden.events.s3"),
+    ),
+}
+
+
+@pytest.mark.parametrize("app", HANDLERS, ids=lambda p: p.parent.name)
+def test_routing_an_event_loads_only_its_family_s_models(app: Path) -> None:
+    function = app.parent.name
+    sample, family, others = EVENT_FAMILIES[function]
+    event = (ROOT / "events" / sample).read_text()
+    code = (
+        "import json\nfrom rolewarden.triggers import parse_envelope, route\n"
+        f"assert route({function!r}, parse_envelope(json.loads({event!r})))\n"
+    )
+    modules = _modules_after(app, code)
+    assert family in modules  # the route did parse its model
+    assert _loaded(others, modules) == []

@@ -324,13 +324,18 @@ def parse_config(text: str, source: str = "<string>", settings: Settings | None 
     return config
 
 
-@dataclass
-class _Cached:
-    raw: str
-    config: Config
+def config_json(text: str, source: str = "<string>") -> str:
+    """The config ``text`` (YAML) as JSON, once it validates: what the config layer ships when it is built
+    from the YAML (``config/Makefile``), so that a cold start reads it with the json module and never
+    imports PyYAML. Validated data is strings, numbers, booleans, lists and mappings, which JSON holds
+    (account ids YAML read as numbers, as mapping keys too, become the strings they are read as anyway).
+    Raises ConfigError naming ``source``."""
+    parse_config(text, source)
+    return json.dumps(_load_yaml(text, source), indent=1, ensure_ascii=False) + "\n"
 
 
-_cache: dict[str, _Cached] = {}
+#: location|managed path|dry run -> (raw text, its config): parsed once per distinct text
+_cache: dict[str, tuple[str, Config]] = {}
 
 
 def read_source(location: str, settings: Settings | None = None) -> str:
@@ -361,8 +366,8 @@ def load_config(location: str | None = None, settings: Settings | None = None) -
     raw = read_source(location, settings)
     key = "|".join((location, settings.managed_path, str(settings.dry_run)))
     cached = _cache.get(key)
-    if cached is not None and cached.raw == raw:
-        return cached.config
+    if cached is not None and cached[0] == raw:
+        return cached[1]
     config = parse_config(raw, location, settings)
-    _cache[key] = _Cached(raw, config)
+    _cache[key] = (raw, config)
     return config

@@ -2,7 +2,8 @@
 
 Events are edge triggers only: a route parses its event's typed model (``rolewarden.events``) and
 returns the ids of the resources it names, nothing else; the capability re-reads their real state
-before deciding.
+before deciding. A route imports its model's module when it first parses an event, so that a function
+loads only the models of the events it receives (an instance-profiles function never the S3 ones).
 """
 
 from __future__ import annotations
@@ -14,20 +15,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from rolewarden.errors import MalformedEvent
-from rolewarden.events import (
-    BucketTagChange,
-    Ec2TagCall,
-    GrantPolicyDrift,
-    IamPolicyCall,
-    IamRoleCall,
-    InstanceLaunch,
-    InstanceProfileCall,
-    InstanceStateChange,
-    InstanceTagChange,
-    LaunchLifecycleAction,
-    S3BucketCall,
-    ScheduledSweep,
-)
 from rolewarden.model.targets import SWEEP, Target
 
 CLOUDTRAIL = "AWS API Call via CloudTrail"
@@ -90,18 +77,25 @@ def parse_envelope(event: Any) -> Envelope:
     )
 
 
-# -- routes: parse the route's typed model (rolewarden.events), return the targets it names ----------
+# -- routes: parse the route's typed model (rolewarden.events.<family>, imported by the route), return
+# the targets it names
 def _ec2_state(env: Envelope) -> list[Target]:
+    from rolewarden.events.ec2 import InstanceStateChange
+
     event = InstanceStateChange.from_envelope(env)
     return [Target("instance", event.instance_id, launched_at=event.launched_at)]
 
 
 def _asg_launch(env: Envelope) -> list[Target]:
+    from rolewarden.events.ec2 import InstanceLaunch
+
     event = InstanceLaunch.from_envelope(env)
     return [Target("instance", event.instance_id, launched_at=event.launched_at)]
 
 
 def _asg_lifecycle(env: Envelope) -> list[Target]:
+    from rolewarden.events.ec2 import LaunchLifecycleAction
+
     event = LaunchLifecycleAction.from_envelope(env)
     if event is None:
         return []  # test notifications and other transitions concern nothing RoleWarden does
@@ -110,26 +104,36 @@ def _asg_lifecycle(env: Envelope) -> list[Target]:
 
 
 def _tag_change_instances(env: Envelope) -> list[Target]:
+    from rolewarden.events.ec2 import InstanceTagChange
+
     event = InstanceTagChange.from_envelope(env)
     return [Target("instance", instance_id) for instance_id in event.instance_ids] if event else []
 
 
 def _ec2_tag_calls(env: Envelope) -> list[Target]:
+    from rolewarden.events.ec2 import Ec2TagCall
+
     event = Ec2TagCall.from_envelope(env)
     return [Target("instance", instance_id) for instance_id in event.instance_ids] if event else []
 
 
 def _sweep(env: Envelope) -> list[Target]:
+    from rolewarden.events.own import ScheduledSweep
+
     ScheduledSweep.from_envelope(env)
     return [SWEEP]
 
 
 def _s3_calls(env: Envelope) -> list[Target]:
+    from rolewarden.events.s3 import S3BucketCall
+
     event = S3BucketCall.from_envelope(env)
     return [Target("bucket", event.bucket)] if event else []
 
 
 def _tag_change_buckets(env: Envelope) -> list[Target]:
+    from rolewarden.events.s3 import BucketTagChange
+
     event = BucketTagChange.from_envelope(env)
     return [Target("bucket", bucket) for bucket in event.buckets] if event else []
 
@@ -159,6 +163,8 @@ def caller_role_arn(env: Envelope) -> str:
 
 
 def _iam_calls(env: Envelope) -> list[Target]:
+    from rolewarden.events.iam import IamPolicyCall, IamRoleCall
+
     if env.detail.get("eventName") in IAM_POLICY_EVENTS:
         policy = IamPolicyCall.from_envelope(env)
         return [Target("policy", policy.name)] if policy else []
@@ -171,6 +177,8 @@ IAM_PROFILE_EVENTS = frozenset({"AddRoleToInstanceProfile", "RemoveRoleFromInsta
 
 
 def _iam_profile_calls(env: Envelope) -> list[Target]:
+    from rolewarden.events.iam import InstanceProfileCall
+
     event = InstanceProfileCall.from_envelope(env)
     return [Target("profile", event.name)] if event else []
 
@@ -182,6 +190,8 @@ GRANT_DRIFT = "Grant Policy Drift"
 
 def _grant_drift(env: Envelope) -> list[Target]:
     """A drifted grant policy: its role's grants are re-published from the state table."""
+    from rolewarden.events.own import GrantPolicyDrift
+
     return [Target("role", GrantPolicyDrift.from_envelope(env).role_name)]
 
 
