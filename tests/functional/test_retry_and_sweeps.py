@@ -354,7 +354,7 @@ def test_a_failed_record_holding_a_lifecycle_hook_comes_back_within_the_heartbea
     RETRY_MARGIN_SECONDS; the backoff by receive count (here the 5th receive: 80 s) would outlast it and
     the hook's timeout. A record holding a hook is hidden for at most HOOK_RETRY_DELAY, within the margin,
     at every receive count; an event record without a hook keeps the full backoff."""
-    from rolewarden.decide.profiles import RETRY_MARGIN_SECONDS
+    from rolewarden.model.instances import RETRY_MARGIN_SECONDS
 
     write_config()
     url = _queue("ip-events", "InstanceProfilesQueue")

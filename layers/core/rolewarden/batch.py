@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rolewarden.accounts_config import ACCOUNT_ID_RE
-from rolewarden.decide.profiles import RETRY_MARGIN_SECONDS
 from rolewarden.errors import MalformedEvent
+from rolewarden.model.instances import RETRY_MARGIN_SECONDS
 from rolewarden.model.targets import SWEEP, Target
 from rolewarden.settings import Settings
 from rolewarden.triggers import caller_role_arn, parse_envelope, route

@@ -10,7 +10,14 @@ from rolewarden.config import Config, Imdsv2Mode, InstanceMetadata, InstanceProf
 from rolewarden.model.actions import Action
 from rolewarden.model.documents import PolicyDocumentError
 from rolewarden.model.iam import ManagedPolicy, Role
-from rolewarden.model.instances import Association, GuardFinding, InstanceView, ProfileInfo, ProfilesSnapshot
+from rolewarden.model.instances import (
+    RETRY_MARGIN_SECONDS,
+    Association,
+    GuardFinding,
+    InstanceView,
+    ProfileInfo,
+    ProfilesSnapshot,
+)
 from rolewarden.model.profiles import AssociateProfile, ReassociateProfile, ReplaceProfile, SetMetadataOptions
 
 Verdict = Literal[
@@ -133,8 +140,7 @@ def judge_role(role: Role, policies: Mapping[str, ManagedPolicy], config: Config
     """The guard rules ``role`` fails, judged by the compliance capability's own registered rules
     (never a copy of their logic). A rule that is missing from the registry, or a policy document
     that cannot be read, fails closed."""
-    # imported here, not at the top: the compliance rules are a large import, and the bucket_grants and
-    # role_compliance functions load this module (RETRY_MARGIN_SECONDS) without ever judging a profile
+    # imported here, not at the top: the compliance rules are a large import that only the guard needs
     from rolewarden.decide.compliance.registry import registered_rules
     from rolewarden.decide.compliance.rule import RuleContext
 
@@ -365,8 +371,6 @@ LAUNCH_GRACE_SECONDS = 300.0
 #: not read each hook's own timeout (DescribeLifecycleHooks cannot be scoped to a resource), so it
 #: assumes the smallest: a heartbeat it did not need only extends the wait by the hook's timeout.
 MIN_HEARTBEAT_TIMEOUT = 30.0
-#: Upper bound of the time until a failed record is delivered again (the runtime's retry backoff).
-RETRY_MARGIN_SECONDS = 20.0
 
 
 def missing_instance_is_retried(is_hook: bool, event_age: float | None) -> bool:

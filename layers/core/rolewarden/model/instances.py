@@ -62,6 +62,11 @@ class ProfileInfo:
     role_arns: tuple[str, ...] = ()
 
 
+#: Upper bound of the time until a failed record is delivered again (the runtime's retry backoff, which
+#: keeps a record holding a lifecycle hook within it); the profiles decision heartbeats a hook by it.
+RETRY_MARGIN_SECONDS = 20.0
+
+
 @dataclass(frozen=True)
 class LifecycleAction:
     """The Auto Scaling lifecycle hook an instance waits on (from the launch lifecycle event)."""
