@@ -16,9 +16,8 @@ sweep queue, each run in an invocation of its own with its own time budget.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from rolewarden.aws import clients, organizations
-from rolewarden.aws.accounts import AccountScope, AccountSessions, AccountUnavailable
 from rolewarden.batch import AccountSweep, RecordIn
 from rolewarden.capabilities.base import Outcome
 from rolewarden.config import Config
@@ -26,6 +25,9 @@ from rolewarden.decide.accounts import AccountFacts, Admission, admit, effective
 from rolewarden.errors import ConfigError, PermanentError, RetryableError
 from rolewarden.settings import Settings
 from rolewarden.telemetry import Sink
+
+if TYPE_CHECKING:  # the aws modules load only in central mode (cold start: single mode never needs them)
+    from rolewarden.aws.accounts import AccountScope, AccountSessions
 
 _sessions: dict[tuple[str, str], AccountSessions] = {}
 _home: dict[str, str] = {}
@@ -52,7 +54,9 @@ def home_account(settings: Settings) -> str:
         return settings.account_id
     endpoint = settings.region or "-"
     if endpoint not in _home:
-        _home[endpoint] = str(clients.home_client("sts").get_caller_identity()["Account"])
+        from rolewarden.aws.clients import home_client
+
+        _home[endpoint] = str(home_client("sts").get_caller_identity()["Account"])
     return _home[endpoint]
 
 
@@ -69,6 +73,8 @@ def admission(account: str, config: Config, settings: Settings) -> Admission:
         if not home or not account or account == home:
             return Admission(account or home, True, "RoleWarden's own account (accounts.mode: single)")
         return admit(account, accounts, home_account=home)
+    from rolewarden.aws import organizations
+
     reader = organizations.reader()
     org = reader.organization()
     listed = account in org.accounts
@@ -113,11 +119,12 @@ def open_account(account: str, config: Config, settings: Settings, sink: Sink, c
             sink.metric("AccountsRefused")
             return Outcome()
         return enter(account, config, settings)
-    except AccountUnavailable as exc:
-        sink.finding(exc.finding(capability))
-        sink.metric("AccountsUnavailable")
-        return Outcome("dead", str(exc))
     except (RetryableError, PermanentError) as exc:
+        unavailable = getattr(exc, "finding", None)  # aws.accounts.AccountUnavailable: one finding, no retry
+        if unavailable is not None:
+            sink.finding(unavailable(capability))
+            sink.metric("AccountsUnavailable")
+            return Outcome("dead", str(exc))
         retry = isinstance(exc, RetryableError)
         sink.log("ERROR", f"cannot tell whether RoleWarden may act in account {account}: {exc}", account=account)
         return Outcome("retry" if retry else "dead", f"account {account}: {exc}")
@@ -143,6 +150,8 @@ def fan_out(record: RecordIn, config: Config, settings: Settings, capability: st
 def sweep_accounts(config: Config, settings: Settings) -> tuple[list[str], list[Admission]]:
     """Central mode: the accounts a sweep covers (the organization's active accounts this config admits,
     RoleWarden's own among them), and the refusals (logged, not findings: a sweep is not an event)."""
+    from rolewarden.aws import organizations
+
     org = organizations.reader().organization()
     admitted: list[str] = []
     refused: list[Admission] = []
@@ -160,6 +169,8 @@ def _sessions_for(config: Config, settings: Settings) -> AccountSessions:
     home = home_account(settings)
     found = _sessions.get((role, home))
     if found is None:
+        from rolewarden.aws.accounts import AccountSessions
+
         found = _sessions[(role, home)] = AccountSessions(role, home_account=home)
     return found
 
@@ -168,4 +179,6 @@ def reset() -> None:
     """Forget the sessions and the home account (tests; a changed environment)."""
     _sessions.clear()
     _home.clear()
+    from rolewarden.aws import organizations
+
     organizations.reset()

@@ -31,7 +31,6 @@ from collections.abc import Callable
 from typing import Any
 
 from rolewarden import account_runs, capabilities, delivery
-from rolewarden.aws import clients
 from rolewarden.aws.executor import Executor
 from rolewarden.batch import Continuation, RecordIn, split_records
 from rolewarden.capabilities.base import Capability, Outcome, Run
@@ -169,16 +168,26 @@ class Handler:
             if isinstance(where, Outcome):
                 found = {id(r): [where] for r in group}
             else:
-                sink.account = account if where.scope is not None and not where.scope.home else ""
-                try:
-                    with clients.acting_in(where.scope):
-                        found = self._reconcile(group, where.config, settings, sink, trigger)
-                finally:
-                    sink.account = ""
+                found = self._in_scope(where, group, settings, sink, trigger)
             for record in group:
                 parent = parents.get(id(record))
                 results.setdefault(id(parent or record), []).extend(found[id(record)])
         return results
+
+    def _in_scope(
+        self, where: account_runs.InAccount, records: list[RecordIn], settings: Settings, sink: Sink, trigger: str
+    ) -> dict[int, list[Outcome]]:
+        """Reconcile one account's records in its scope (none in single mode: RoleWarden's own clients)."""
+        if where.scope is None:
+            return self._reconcile(records, where.config, settings, sink, trigger)
+        from rolewarden.aws import clients
+
+        sink.account = "" if where.scope.home else where.account
+        try:
+            with clients.acting_in(where.scope):
+                return self._reconcile(records, where.config, settings, sink, trigger)
+        finally:
+            sink.account = ""
 
     def _fan_out(
         self, record: RecordIn, config: Config, settings: Settings, sink: Sink, results: dict[int, list[Outcome]]
