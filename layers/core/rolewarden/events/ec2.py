@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import ClassVar, Self
 
 from rolewarden.errors import MalformedEvent
 from rolewarden.events.fields import REQUEST, EnvelopeFields, cloudtrail_request, instance_id, resource_arns, text
@@ -15,27 +16,26 @@ LAUNCHING = "autoscaling:EC2_INSTANCE_LAUNCHING"
 
 
 @dataclass(frozen=True)
-class InstanceStateChange:
+class InstanceEvent:
+    """An event that names one instance in its ``detail`` under ``KEY``, and when it happened."""
+
+    KEY: ClassVar[str] = "instance-id"
+    instance_id: str
+    launched_at: float | None
+
+    @classmethod
+    def from_envelope(cls, env: EnvelopeFields) -> Self:
+        return cls(instance_id(env.detail, cls.KEY), env.epoch)
+
+
+class InstanceStateChange(InstanceEvent):
     """EC2 Instance State-change Notification (aws.ec2)."""
 
-    instance_id: str
-    launched_at: float | None
 
-    @classmethod
-    def from_envelope(cls, env: EnvelopeFields) -> InstanceStateChange:
-        return cls(instance_id(env.detail, "instance-id"), env.epoch)
-
-
-@dataclass(frozen=True)
-class InstanceLaunch:
+class InstanceLaunch(InstanceEvent):
     """EC2 Instance Launch Successful (aws.autoscaling)."""
 
-    instance_id: str
-    launched_at: float | None
-
-    @classmethod
-    def from_envelope(cls, env: EnvelopeFields) -> InstanceLaunch:
-        return cls(instance_id(env.detail, "EC2InstanceId"), env.epoch)
+    KEY = "EC2InstanceId"
 
 
 @dataclass(frozen=True)
