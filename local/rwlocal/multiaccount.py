@@ -255,6 +255,12 @@ def deploy_member(central: Stack, account: str, organization_id: str, region: st
 _sessions: dict[str, boto3.session.Session] = {}
 
 
+def forget_sessions() -> None:
+    """Drop the member sessions ``in_account`` keeps: after a reset of moto their keys would act in the
+    default account (moto no longer knows them), silently."""
+    _sessions.clear()
+
+
 @contextmanager
 def in_account(account: str) -> Iterator[boto3.session.Session]:
     """boto3's default session acts in ``account`` for the block: ``boto3.client`` (so rwlocal.world's
@@ -294,7 +300,7 @@ def central_world(members: Sequence[str] = ("A", "B"), name: str = "rolewarden-c
     """An organization, the central stack and one member stack per name in ``members`` (each in a new
     account of the organization), with forwarded events keeping their account and STS refusing missing
     roles for the block."""
-    _sessions.clear()
+    forget_sessions()
     try:
         with forwarding_keeps_the_source(), sts_refuses_missing_roles():
             organization = create_organization()
@@ -302,4 +308,4 @@ def central_world(members: Sequence[str] = ("A", "B"), name: str = "rolewarden-c
             deployed = {n: deploy_member(central, organization.add_account(n), organization.id) for n in members}
             yield CentralWorld(organization, central, deployed)
     finally:
-        _sessions.clear()
+        forget_sessions()

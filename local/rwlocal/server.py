@@ -91,8 +91,10 @@ class LocalAws:
         clients.reset()
         # what this process remembers of the reset world: the organization, member credentials, STS's answer
         from rolewarden import account_runs
+        from rwlocal import multiaccount
 
         account_runs.reset()
+        multiaccount.forget_sessions()
 
     def __enter__(self) -> LocalAws:
         return self.start()

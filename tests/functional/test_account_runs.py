@@ -8,8 +8,7 @@ ListParents like AWS. The stacks and the forwarding end to end are tests/functio
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ from rolewarden.runtime import Handler
 from rolewarden.telemetry import Sink
 from rwlocal import configs
 from rwlocal import world as w
+from rwlocal.multiaccount import create_organization, in_account
 from rwlocal.server import LocalAws
 
 CENTRAL = "123456789012"  # moto's default account
@@ -30,16 +30,11 @@ OUTSIDER = "999999999999"
 
 @pytest.fixture
 def org(aws: LocalAws, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
-    orgs = boto3.client("organizations")
-    org_id = orgs.create_organization(FeatureSet="ALL")["Organization"]["Id"]
-    members = [
-        orgs.create_account(Email=f"m{i}@example.com", AccountName=f"member-{i}")["CreateAccountStatus"]["AccountId"]
-        for i in range(2)
-    ]
-    root = orgs.list_roots()["Roots"][0]["Id"]
+    organization = create_organization()
+    members = [organization.add_account(f"member-{i}") for i in range(2)]
     monkeypatch.setenv("ROLEWARDEN_MODE", "central")
     monkeypatch.setenv("ROLEWARDEN_ACCOUNT_ID", CENTRAL)
-    return {"id": org_id, "a": members[0], "b": members[1], "root": root}
+    return {"id": organization.id, "a": members[0], "b": members[1], "root": organization.root}
 
 
 def _config(write_config: Callable[..., Path], org: dict[str, Any], **accounts: Any) -> None:
@@ -50,35 +45,14 @@ def _config(write_config: Callable[..., Path], org: dict[str, Any], **accounts: 
     write_config(text)
 
 
-@contextmanager
-def acting_as(account: str) -> Iterator[None]:
-    """Make ``rwlocal.world``'s boto3 clients act in ``account`` (as the organization's access role would)."""
-    if account == CENTRAL:
-        yield
-        return
-    given = boto3.client("sts").assume_role(
-        RoleArn=f"arn:aws:iam::{account}:role/OrganizationAccountAccessRole", RoleSessionName="test"
-    )["Credentials"]
-    boto3.setup_default_session(
-        aws_access_key_id=given["AccessKeyId"],
-        aws_secret_access_key=given["SecretAccessKey"],
-        aws_session_token=given["SessionToken"],
-        region_name="us-east-1",
-    )
-    try:
-        yield
-    finally:
-        boto3.setup_default_session()
-
-
 def _launch(account: str) -> str:
-    with acting_as(account):
+    with in_account(account):
         w.create_profile("web-server")
         return w.run_instance({"rolewarden:profile": "web"})
 
 
 def _attached(account: str) -> dict[str, str]:
-    with acting_as(account):
+    with in_account(account):
         return w.attached_profiles()
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from rolewarden.aws import clients
 from rwlocal import world as w
 from rwlocal.configs import WEB_RULE, config_yaml
 from rwlocal.faults import count_calls
+from rwlocal.multiaccount import create_organization, in_account
 from rwlocal.server import ACCOUNT_ID, LocalAws
 from tests.functional.helpers import Result
 
@@ -42,41 +42,14 @@ class Org:
     b: str
 
 
-def member_session(account: str) -> boto3.session.Session:
-    """A session acting in ``account``, as the organization's access role of a member gives."""
-    given = boto3.client("sts").assume_role(
-        RoleArn=f"arn:aws:iam::{account}:role/OrganizationAccountAccessRole", RoleSessionName="test-setup"
-    )["Credentials"]
-    return boto3.session.Session(
-        aws_access_key_id=given["AccessKeyId"],
-        aws_secret_access_key=given["SecretAccessKey"],
-        aws_session_token=given["SessionToken"],
-        region_name=os.environ["AWS_DEFAULT_REGION"],
-    )
-
-
-@contextmanager
-def in_account(account: str) -> Iterator[None]:
-    """boto3's default session (the ``rwlocal.world`` helpers' and this file's) acts in ``account``."""
-    saved = boto3.DEFAULT_SESSION
-    boto3.DEFAULT_SESSION = member_session(account)
-    try:
-        yield
-    finally:
-        boto3.DEFAULT_SESSION = saved
-
-
 @pytest.fixture
 def org(aws: LocalAws) -> Iterator[Org]:
     """An organization of the default (central) account and two members, each with the execution role
     member.yaml makes (trusting the central account's roles, within the organization)."""
     account_runs.reset()
-    orgs = boto3.client("organizations")
-    org_id = orgs.create_organization(FeatureSet="ALL")["Organization"]["Id"]
-    a, b = (
-        orgs.create_account(Email=f"{name}@example.com", AccountName=name)["CreateAccountStatus"]["AccountId"]
-        for name in ("member-a", "member-b")
-    )
+    organization = create_organization()
+    org_id = organization.id
+    a, b = organization.add_account("member-a"), organization.add_account("member-b")
     trust = {
         "Version": "2012-10-17",
         "Statement": [
