@@ -278,6 +278,29 @@ def in_account(account: str) -> Iterator[boto3.session.Session]:
         boto3.DEFAULT_SESSION = saved
 
 
+# -- what happens in an account ------------------------------------------------------------------------
+WEB = {"rolewarden:profile": "web"}
+
+
+def launch(account: str, profile: bool = True) -> str:
+    """In ``account``: the web-server profile (its role under the managed path) and a web-tagged instance."""
+    from rwlocal import world as w
+
+    with in_account(account):
+        if profile:
+            w.create_profile("web-server")
+        return w.run_instance(WEB)
+
+
+def running(account: str, instance: str) -> dict[str, Any]:
+    """The EC2 state-change event of ``instance`` in ``account`` (put it on that account's bus)."""
+    from rwlocal import world as w
+
+    event = w.state_change_event(instance)
+    event["resources"] = [f"arn:aws:ec2:us-east-1:{account}:instance/{instance}"]
+    return event
+
+
 # -- the whole world ------------------------------------------------------------------------------------
 @dataclass
 class CentralWorld:

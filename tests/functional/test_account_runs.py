@@ -21,7 +21,7 @@ from rolewarden.runtime import Handler
 from rolewarden.telemetry import Sink
 from rwlocal import configs
 from rwlocal import world as w
-from rwlocal.multiaccount import create_organization, in_account
+from rwlocal.multiaccount import create_organization, in_account, launch
 from rwlocal.server import LocalAws
 
 CENTRAL = "123456789012"  # moto's default account
@@ -45,12 +45,6 @@ def _config(write_config: Callable[..., Path], org: dict[str, Any], **accounts: 
     write_config(text)
 
 
-def _launch(account: str) -> str:
-    with in_account(account):
-        w.create_profile("web-server")
-        return w.run_instance({"rolewarden:profile": "web"})
-
-
 def _attached(account: str) -> dict[str, str]:
     with in_account(account):
         return w.attached_profiles()
@@ -72,7 +66,7 @@ def test_a_launch_in_a_member_gets_its_profile_there_and_nowhere_else(
 ) -> None:
     _config(write_config, org)
     a, b = org["a"], org["b"]
-    in_a, in_b = _launch(a), _launch(b)
+    in_a, in_b = launch(a), launch(b)
     answer, sink = _handle(w.as_sqs_event(_event(a, in_a)))
     assert answer == {"batchItemFailures": []}
     assert _attached(a) == {in_a: "web-server"}
@@ -89,7 +83,7 @@ def test_an_event_from_outside_the_organization_is_refused_with_one_finding(
     org: dict[str, Any], write_config: Callable[..., Path]
 ) -> None:
     _config(write_config, org)
-    instance = _launch(OUTSIDER)
+    instance = launch(OUTSIDER)
     answer, sink = _handle(w.as_sqs_event(_event(OUTSIDER, instance), _event(OUTSIDER, instance)))
     assert answer == {"batchItemFailures": []}  # acknowledged: retrying cannot admit it
     assert _attached(OUTSIDER) == {}
@@ -109,7 +103,7 @@ def test_include_ous_admits_the_accounts_of_an_ou_and_refuses_the_rest(
     ou = orgs.create_organizational_unit(ParentId=org["root"], Name="workloads")["OrganizationalUnit"]["Id"]
     orgs.move_account(AccountId=org["a"], SourceParentId=org["root"], DestinationParentId=ou)
     _config(write_config, org, include_ous=[ou])
-    in_a, in_b = _launch(org["a"]), _launch(org["b"])
+    in_a, in_b = launch(org["a"]), launch(org["b"])
     _, sink = _handle(w.as_sqs_event(_event(org["a"], in_a), _event(org["b"], in_b)))
     assert _attached(org["a"]) == {in_a: "web-server"} and _attached(org["b"]) == {}
     (finding,) = [f for f in sink.findings if f.rule == "account-not-admitted"]
@@ -137,7 +131,7 @@ def test_an_account_without_its_execution_role_is_one_finding_and_its_records_go
     _config(write_config, org)
     dlq = boto3.client("sqs").create_queue(QueueName="dlq")["QueueUrl"]
     monkeypatch.setenv("ROLEWARDEN_DLQ_URL", dlq)
-    in_a, in_b = _launch(org["a"]), _launch(org["b"])
+    in_a, in_b = launch(org["a"]), launch(org["b"])
     refuse = _sts_refuses(org["b"])  # moto assumes any role: STS's answer for a missing role, injected
     clients.add_hook("before-call.sts.AssumeRole", refuse)
     try:
@@ -157,7 +151,7 @@ def test_the_schedules_sweep_covers_every_admitted_account(
     org: dict[str, Any], write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _config(write_config, org, exclude_accounts=[org["b"]])
-    instances = {account: _launch(account) for account in (CENTRAL, org["a"], org["b"])}
+    instances = {account: launch(account) for account in (CENTRAL, org["a"], org["b"])}
     sweep = {**w.sweep_event(), "id": "sched-1", "account": CENTRAL, "region": "us-east-1"}
     # the sweep function with its sweep queue: one account sweep message per admitted account
     queue = boto3.client("sqs").create_queue(QueueName="sweeps")["QueueUrl"]
@@ -180,7 +174,7 @@ def test_without_a_sweep_queue_the_account_sweeps_run_in_the_invocation(
     org: dict[str, Any], write_config: Callable[..., Path]
 ) -> None:
     _config(write_config, org)
-    instances = {account: _launch(account) for account in (CENTRAL, org["a"], org["b"])}
+    instances = {account: launch(account) for account in (CENTRAL, org["a"], org["b"])}
     _handle({**w.sweep_event(), "id": "sched-2", "account": CENTRAL, "region": "us-east-1"})
     assert {account: _attached(account) for account in instances} == {
         account: {instance: "web-server"} for account, instance in instances.items()
@@ -193,7 +187,7 @@ def test_with_security_hub_on_the_findings_are_also_imported_from_the_central_ac
     _config(write_config, org)
     monkeypatch.setenv("ROLEWARDEN_SECURITY_HUB", "on")
     boto3.client("securityhub").enable_security_hub()
-    instance = _launch(org["a"])
+    instance = launch(org["a"])
     _, sink = _handle(w.as_sqs_event(_event(org["a"], instance), _event(OUTSIDER, instance)))
     assert sorted(f.rule for f in sink.findings) == ["account-not-admitted", "imdsv1-open"]
     pages = boto3.client("securityhub").get_paginator("get_findings").paginate()

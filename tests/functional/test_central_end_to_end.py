@@ -35,6 +35,8 @@ from rwlocal.multiaccount import (
     central_world,
     deploy_member,
     in_account,
+    launch,
+    running,
 )
 from rwlocal.pipeline import Pipeline, fire_schedule, put_events
 from rwlocal.scenes.compliance import cloudtrail_event
@@ -42,7 +44,6 @@ from rwlocal.scenes.grants import tagging_event
 from rwlocal.server import LocalAws
 
 ADMIN_ARN = "arn:aws:iam::aws:policy/AdministratorAccess"
-WEB = {"rolewarden:profile": "web"}
 PROFILES = ["InstanceProfilesFunction"]
 
 
@@ -80,20 +81,6 @@ def central(aws: LocalAws, write_config: Any) -> Iterator[Central]:
         yield Central(world, pipeline, found)
 
 
-def _launch(account: str, profile: bool = True) -> str:
-    """In ``account``: the web-server profile (role under the managed path) and a web-tagged instance."""
-    with in_account(account):
-        if profile:
-            w.create_profile("web-server")
-        return w.run_instance(WEB)
-
-
-def _running(instance: str, account: str) -> dict[str, Any]:
-    event = w.state_change_event(instance)
-    event["resources"] = [f"arn:aws:ec2:us-east-1:{account}:instance/{instance}"]
-    return event
-
-
 def _profiles(account: str) -> dict[str, str]:
     """instance id -> attached profile ARN, read in ``account``."""
     with in_account(account):
@@ -117,9 +104,9 @@ def _attached(account: str, role: str) -> list[str]:
 def test_a_launch_in_member_a_gets_its_profile_through_the_central_function_and_nothing_else_moves(
     central: Central,
 ) -> None:
-    launched = {account: _launch(account) for account in (central.a, central.b, CENTRAL_ACCOUNT)}
+    launched = {account: launch(account) for account in (central.a, central.b, CENTRAL_ACCOUNT)}
     with in_account(central.a):
-        put_events([_running(launched[central.a], central.a)])  # on A's default bus, as EC2 would
+        put_events([running(central.a, launched[central.a])])  # on A's default bus, as EC2 would
     central.drain(PROFILES)
     assert _profiles(central.a) == {launched[central.a]: f"arn:aws:iam::{central.a}:instance-profile/web-server"}
     assert _profiles(central.b) == {}  # B's instance has the same tag and is untouched: the event was A's
@@ -176,9 +163,9 @@ def test_an_event_from_an_account_outside_the_organization_is_refused_and_change
     # someone outside the organization forwards its events to the central bus (member.yaml in its account);
     # on AWS the central bus's policy refuses its PutEvents; moto does not check bus policies
     outsider = deploy_member(central.world.central, OUTSIDER, central.world.organization.id)
-    instance = _launch(outsider.account)
+    instance = launch(outsider.account)
     with in_account(outsider.account):
-        put_events([_running(instance, outsider.account)])
+        put_events([running(outsider.account, instance)])
     central.drain(PROFILES)
     (refusal,) = central.findings
     assert (refusal.rule, refusal.account, refusal.resource) == (
@@ -201,7 +188,7 @@ def _bodies(pipeline: Pipeline, queue: str) -> list[dict[str, Any]]:
 
 
 def test_the_schedules_sweep_covers_the_central_account_and_both_members(central: Central) -> None:
-    launched = {account: _launch(account) for account in (central.a, central.b, CENTRAL_ACCOUNT)}
+    launched = {account: launch(account) for account in (central.a, central.b, CENTRAL_ACCOUNT)}
     fire_schedule(central.world.central, "InstanceProfilesSweepRule")
     sweep = central.pipeline
     assert sweep.invoke_batch("InstanceProfilesSweepFunction") == 1  # the Scheduled Event: fanned out
@@ -219,7 +206,7 @@ def test_an_account_without_its_execution_role_is_one_finding_and_its_record_goe
 ) -> None:
     # a member of the organization where the StackSet has not deployed member.yaml (no execution role)
     bare = central.world.organization.add_account("C")
-    launched = {account: _launch(account) for account in (central.a, central.b, CENTRAL_ACCOUNT, bare)}
+    launched = {account: launch(account) for account in (central.a, central.b, CENTRAL_ACCOUNT, bare)}
     fire_schedule(central.world.central, "InstanceProfilesSweepRule")
     central.drain(["InstanceProfilesSweepFunction"])
     (unavailable,) = central.findings

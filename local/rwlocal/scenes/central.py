@@ -17,12 +17,19 @@ import boto3
 import yaml
 
 from rwlocal import world as w
-from rwlocal.multiaccount import CENTRAL_ACCOUNT, OUTSIDER, central_world, deploy_member, in_account
+from rwlocal.multiaccount import (
+    CENTRAL_ACCOUNT,
+    OUTSIDER,
+    WEB,
+    central_world,
+    deploy_member,
+    in_account,
+    launch,
+    running,
+)
 from rwlocal.pipeline import Pipeline, fire_schedule, put_events
 from rwlocal.scenes.compliance import ADMIN_ARN, cloudtrail_event
 from rwlocal.scenes.grants import tagging_event
-
-WEB = {"rolewarden:profile": "web"}
 
 
 def _config(accounts: dict[str, Any]) -> str:
@@ -36,18 +43,6 @@ def _config(accounts: dict[str, Any]) -> str:
     with os.fdopen(handle, "w") as out:
         yaml.safe_dump(data, out, sort_keys=False)
     return name
-
-
-def _launch(account: str) -> str:
-    with in_account(account):
-        w.create_profile("web-server")
-        return w.run_instance(WEB)
-
-
-def _running(account: str, instance: str) -> dict[str, Any]:
-    event = w.state_change_event(instance)
-    event["resources"] = [f"arn:aws:ec2:us-east-1:{account}:instance/{instance}"]
-    return event
 
 
 def _profile(account: str, instance: str) -> str:
@@ -91,9 +86,9 @@ def scene(demo: Any) -> None:
         wrong: list[str] = []
 
         # 1. a launch in A: the event goes A's default bus -> central bus -> central queue -> central function
-        launched = {a: _launch(a), b: _launch(b)}
+        launched = {a: launch(a), b: launch(b)}
         with in_account(a):
-            put_events([_running(a, launched[a])])
+            put_events([running(a, launched[a])])
         pipeline.drain(["InstanceProfilesFunction"])
         got = {account: _profile(account, instance) for account, instance in launched.items()}
         rows.append(["launch in A", f"A {launched[a]}: {got[a]}", f"B's tagged twin: {got[b]}"])
@@ -145,9 +140,9 @@ def scene(demo: Any) -> None:
         # 4. an account outside the organization forwards a launch (AWS's bus policy would refuse it; moto
         # does not check bus policies, so RoleWarden's own admission is what refuses it here)
         deploy_member(world.central, OUTSIDER, world.organization.id)
-        stranger = _launch(OUTSIDER)
+        stranger = launch(OUTSIDER)
         with in_account(OUTSIDER):
-            put_events([_running(OUTSIDER, stranger)])
+            put_events([running(OUTSIDER, stranger)])
         pipeline.drain(["InstanceProfilesFunction"])
         refused = [f for f in findings if f.rule == "account-not-admitted"]
         outcome = _profile(OUTSIDER, stranger)
@@ -158,7 +153,7 @@ def scene(demo: Any) -> None:
             wrong.append(f"outsider: {outcome}, {refused}")
 
         # 5. the schedule's sweep: one account sweep per admitted account, on the sweep queue
-        swept = {CENTRAL_ACCOUNT: _launch(CENTRAL_ACCOUNT), a: _tagged(a), b: launched[b]}
+        swept = {CENTRAL_ACCOUNT: launch(CENTRAL_ACCOUNT), a: _tagged(a), b: launched[b]}
         fire_schedule(world.central, "InstanceProfilesSweepRule")
         pipeline.drain(["InstanceProfilesSweepFunction"])
         fixed = {name[account]: _profile(account, instance) for account, instance in swept.items()}
