@@ -199,3 +199,26 @@ def test_with_security_hub_on_the_findings_are_also_imported_from_the_central_ac
     assert on_instance["Resources"][0]["Id"] == f"arn:aws:ec2:us-east-1:{org['a']}:instance/{instance}"
     assert imported["account-not-admitted"]["Resources"][0]["Id"] == f"AWS::::Account:{OUTSIDER}"
     assert sink.counts["SecurityHubImported"] == 2
+
+
+def test_organizations_out_of_reach_retries_the_records_instead_of_guessing(
+    org: dict[str, Any], write_config: Callable[..., Path]
+) -> None:
+    """A dropped connection to Organizations (injected at botocore's send, as the network would drop it; botocore
+    retries it first) fails the records for redelivery: the account is neither admitted nor refused on a guess."""
+    from botocore.exceptions import EndpointConnectionError
+
+    _config(write_config, org)
+    instance = launch(org["a"])
+
+    def drop(**kwargs: Any) -> None:
+        raise EndpointConnectionError(endpoint_url="https://organizations.us-east-1.amazonaws.com")
+
+    clients.add_hook("before-send.organizations", drop)
+    try:
+        answer, sink = _handle(w.as_sqs_event(_event(org["a"], instance)))
+    finally:
+        clients.remove_hook("before-send.organizations", drop)
+    assert [f["itemIdentifier"] for f in answer["batchItemFailures"]] == ["msg-0"]
+    assert _attached(org["a"]) == {} and not sink.findings
+    assert any("cannot tell whether RoleWarden may act in account" in r["message"] for r in sink.records)

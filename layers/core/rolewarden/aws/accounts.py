@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from rolewarden.aws import clients, pacing
 from rolewarden.aws.errors import classify, code_of, message_of
@@ -123,6 +123,8 @@ class AccountSessions:
                 with self._lock:
                     self._unavailable[account] = (now + UNAVAILABLE_FOR, error)
                 raise error from exc
+            raise classify(exc, f"sts:AssumeRole {role_arn}") from exc
+        except BotoCoreError as exc:  # no answer at all (a dropped connection): retryable, as classify says
             raise classify(exc, f"sts:AssumeRole {role_arn}") from exc
         given = answer["Credentials"]
         return AccountCredentials(

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from rolewarden.aws.clients import home_client
 from rolewarden.aws.errors import classify
@@ -55,7 +55,7 @@ class OrganizationReader:
                 for a in page["Accounts"]
                 if a.get("Status", "ACTIVE") == "ACTIVE"
             )
-        except ClientError as exc:
+        except (ClientError, BotoCoreError) as exc:
             raise classify(exc, "organizations:ListAccounts") from exc
         found = Organization(org_id, accounts)
         with self._lock:
@@ -79,7 +79,7 @@ class OrganizationReader:
                 if parent["Type"] == "ROOT":
                     break
                 child = str(parent["Id"])
-        except ClientError as exc:
+        except (ClientError, BotoCoreError) as exc:
             raise classify(exc, f"organizations:ListParents {child}") from exc
         with self._lock:
             self._ancestors[account] = (now + self.ttl, tuple(chain))
