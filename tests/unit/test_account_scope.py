@@ -218,3 +218,21 @@ def test_a_change_made_by_the_execution_role_in_a_member_is_rolewardens_own_in_c
     assert (mine.self_caused, theirs.self_caused) == (True, False) and theirs.targets
     (single,), _ = split_records(_sqs(own), "role_compliance", Settings())
     assert not single.self_caused  # in single mode that role is nobody special
+
+
+def test_records_of_a_member_carry_its_account_and_the_breakers_stay_the_deployments() -> None:
+    from rolewarden.aws.recorder import Recorder
+    from rolewarden.breaker import RECORD_RESOURCE
+
+    roles, breaker = Recorder(Sink(), table=""), Recorder(Sink(), table="", per_account=False)
+    with clients.acting_in(FakeScope(A)):
+        drift = roles.record("role/app", "remediation", {"prior": {}})
+        trip = breaker.record(RECORD_RESOURCE, "trip", {"count": 26})
+        assert [r.record_id for r in roles.history("role/app")] == [drift.record_id]
+    assert (drift.resource, drift.data["account"]) == (f"account#{A}#role/app", A)
+    assert roles.history("role/app") == []  # RoleWarden's own account has no such role's records
+    # the breaker is one for the deployment: its trip is found from any scope, and still says where it tripped
+    assert (trip.resource, trip.data["account"]) == (RECORD_RESOURCE, A)
+    assert [r.record_id for r in breaker.history(RECORD_RESOURCE)] == [trip.record_id]
+    home = Recorder(Sink(), table="").record("role/app", "remediation", {})
+    assert home.resource == "role/app" and "account" not in home.data

@@ -120,7 +120,7 @@ class Gate:
         try:
             store.close_window(self.table, window_at(now, self.limits.window_seconds))
             if store.put_trip(self.table, trip):
-                Recorder(self.sink, self.table).record(RECORD_RESOURCE, "trip", trip.as_dict())
+                Recorder(self.sink, self.table, per_account=False).record(RECORD_RESOURCE, "trip", trip.as_dict())
             else:
                 self.trip, self.tripped_here = store.read_trip(self.table) or trip, False
         except (RoleWardenError, ClientError, BotoCoreError) as exc:
@@ -210,7 +210,7 @@ def status(config: Config, table: str) -> dict[str, Any]:
     window = window_at(now, limits.window_seconds)
     trip = store.read_trip(table)
     counted, closed = store.read_window(table, window)
-    history = Recorder(Sink(), table).history(RECORD_RESOURCE)
+    history = Recorder(Sink(), table, per_account=False).history(RECORD_RESOURCE)
     in_force = trip is not None and trip.in_force(now)
     return {
         "tripped": in_force,
@@ -252,5 +252,5 @@ def reset(config: Config, table: str, reason: str, operator: str, sink: Sink | N
         "remediations_cleared": counted,
         "trigger": "rolewarden breaker reset",
     }
-    record = Recorder(sink or Sink(), table).record(RECORD_RESOURCE, "reset", data)
+    record = Recorder(sink or Sink(), table, per_account=False).record(RECORD_RESOURCE, "reset", data)
     return {"record_id": record.record_id, "time": record.time, **data}

@@ -18,14 +18,17 @@ from rolewarden.telemetry import Sink
 class Recorder:
     """Writes records to the state table when one is configured, always to the log."""
 
-    def __init__(self, sink: Sink, table: str | None = None) -> None:
+    def __init__(self, sink: Sink, table: str | None = None, *, per_account: bool = True) -> None:
         self.sink = sink
         self.table = table if table is not None else current().table or None
         self.written: list[Record] = []
+        #: False: the records are the deployment's, not an account's (the circuit breaker's trips and
+        #: resets): their key is the same in every scope; the data still names the account a record came from.
+        self.per_account = per_account
 
     def record(self, resource: str, kind: str, data: dict[str, Any], now: datetime | None = None) -> Record:
         when = (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        resource = scoped_key(resource)
+        resource = self._key(resource)
         account = current_account()
         if account is not None:
             data = {**data, "account": account}
@@ -45,7 +48,7 @@ class Recorder:
     def history(self, resource: str, kind: str | None = None) -> list[Record]:
         """Records of ``resource``, newest first across kinds (the table's sort key starts with the kind,
         so its order alone would group them); without a table, those written by this process."""
-        resource = scoped_key(resource)
+        resource = self._key(resource)
         if not self.table:
             found = [r for r in self.written if r.resource == resource and (kind is None or r.kind == kind)]
         else:
@@ -53,3 +56,6 @@ class Recorder:
 
             found = store.query(self.table, resource, kind)
         return sorted(found, key=lambda r: (r.time, r.record_id), reverse=True)
+
+    def _key(self, resource: str) -> str:
+        return scoped_key(resource) if self.per_account else resource
