@@ -30,7 +30,8 @@ if TYPE_CHECKING:  # the aws modules load only in central mode (cold start: sing
     from rolewarden.aws.accounts import AccountScope, AccountSessions
 
 _sessions: dict[tuple[str, str], AccountSessions] = {}
-_home: dict[str, str] = {}
+#: The account STS says RoleWarden runs in, asked once (when the stack does not say it).
+_home: list[str] = []
 
 
 def check_mode(config: Config, settings: Settings) -> None:
@@ -52,12 +53,11 @@ def home_account(settings: Settings) -> str:
     """The account RoleWarden runs in: the stack says (``ROLEWARDEN_ACCOUNT_ID``), else STS, once."""
     if settings.account_id:
         return settings.account_id
-    endpoint = settings.region or "-"
-    if endpoint not in _home:
+    if not _home:
         from rolewarden.aws.clients import home_client
 
-        _home[endpoint] = str(home_client("sts").get_caller_identity()["Account"])
-    return _home[endpoint]
+        _home.append(str(home_client("sts").get_caller_identity()["Account"]))
+    return _home[0]
 
 
 def account_of(account: str, settings: Settings) -> str:
@@ -120,9 +120,10 @@ def open_account(account: str, config: Config, settings: Settings, sink: Sink, c
             return Outcome()
         return enter(account, config, settings)
     except (RetryableError, PermanentError) as exc:
-        unavailable = getattr(exc, "finding", None)  # aws.accounts.AccountUnavailable: one finding, no retry
-        if unavailable is not None:
-            sink.finding(unavailable(capability))
+        from rolewarden.aws.accounts import AccountUnavailable  # loaded already: only its sessions raise it
+
+        if isinstance(exc, AccountUnavailable):  # one finding, no retry loop
+            sink.finding(exc.finding(capability))
             sink.metric("AccountsUnavailable")
             return Outcome("dead", str(exc))
         retry = isinstance(exc, RetryableError)

@@ -153,12 +153,13 @@ class Handler:
         results: dict[int, list[Outcome]] = {}
         parents: dict[int, RecordIn] = {}  # an inline account sweep -> the scheduled record it came from
         groups: dict[str, list[RecordIn]] = {}
+        # the sweep function fans the schedule out (or an event function with no sweep queue to hand it on to)
+        fans_out_here = self.sweep or not settings.sweep_queue_url
         for record in records:
-            # the sweep function (or an event function with no sweep queue to hand the schedule on to)
-            here = self.sweep or not settings.sweep_queue_url
-            if here and SWEEP in record.targets and account_runs.fans_out(record, config):
-                results[id(record)] = []
-                for part in self._fan_out(record, config, settings, sink, results):
+            if fans_out_here and SWEEP in record.targets and account_runs.fans_out(record, config):
+                parts = self._fan_out(record, config, settings, sink)
+                results[id(record)] = [parts] if isinstance(parts, Outcome) else []
+                for part in parts if isinstance(parts, list) else []:
                     parents[id(part)] = record
                     groups.setdefault(part.account, []).append(part)
                 continue
@@ -189,11 +190,9 @@ class Handler:
         finally:
             sink.account = ""
 
-    def _fan_out(
-        self, record: RecordIn, config: Config, settings: Settings, sink: Sink, results: dict[int, list[Outcome]]
-    ) -> list[RecordIn]:
-        """Send the account sweeps to the sweep queue (the records to run here: none), or, without a sweep
-        queue, return them as records to run in this invocation."""
+    def _fan_out(self, record: RecordIn, config: Config, settings: Settings, sink: Sink) -> list[RecordIn] | Outcome:
+        """Send the account sweeps to the sweep queue (nothing left to run here: an empty list), or, without
+        a sweep queue, return them as records to run in this invocation; an Outcome when that failed."""
         try:
             sweeps = account_runs.fan_out(record, config, settings, self.capability, sink)
             if settings.sweep_queue_url:
@@ -202,8 +201,7 @@ class Handler:
                 sqs.send_all(settings.sweep_queue_url, [s.body() for s in sweeps])
                 return []
         except Exception as exc:  # noqa: BLE001 - the scheduled record is retried: nothing is lost
-            results[id(record)].append(Outcome("retry", f"could not fan the sweep out to the accounts: {exc}"))
-            return []
+            return Outcome("retry", f"could not fan the sweep out to the accounts: {exc}")
         return [
             RecordIn(
                 record.message_id,

@@ -40,10 +40,14 @@ class AccountUnavailable(PermanentError):
         self.account = account
         self.role_arn = role_arn
 
+    @property
+    def explanation(self) -> str:
+        """What is wrong and what to do, in one line (the finding's message, the CLI's error)."""
+        return f"account {self.account} is unavailable: {self}; deploy member.yaml there (or exclude the account)"
+
     def finding(self, capability: str) -> Finding:
-        why = f"account {self.account} is unavailable: {self}; deploy member.yaml there (or exclude the account)"
         return Finding.on_account(
-            capability, self.account, UNAVAILABLE_RULE, why, "ERROR", role=self.role_arn, code=self.code
+            capability, self.account, UNAVAILABLE_RULE, self.explanation, "ERROR", role=self.role_arn, code=self.code
         )
 
 

@@ -137,7 +137,7 @@ def resolve(args: argparse.Namespace, config: Config, out: Out, *, assume: bool 
         return Places([Where(None, config)])
     settings = current()
     if config.accounts.mode == "single":
-        own = caller_account()
+        own = account_runs.home_account(settings)  # the caller's account (STS), unless the stack names it
         settings = dataclasses.replace(settings, account_id=own)
         accounts = [own if a == ALL else a for a in wanted]
     elif ALL in wanted:
@@ -164,14 +164,8 @@ def resolve(args: argparse.Namespace, config: Config, out: Out, *, assume: bool 
         try:
             inside = account_runs.enter(account, config, settings)
         except AccountUnavailable as exc:
-            reason = f"account {account} is unavailable: {exc}; deploy member.yaml there (or exclude the account)"
-            out.error(reason)
-            places.unavailable[account] = reason
+            out.error(exc.explanation)
+            places.unavailable[account] = exc.explanation
             continue
         places.wheres.append(Where(account, inside.config, inside.scope))
     return places
-
-
-def caller_account() -> str:
-    """The account of the caller's credentials (STS GetCallerIdentity)."""
-    return str(clients.home_client("sts").get_caller_identity()["Account"])
