@@ -88,3 +88,14 @@ class Result:
 
     def __repr__(self) -> str:  # shown when an assertion fails
         return f"Result(code={self.code}, out={self.out!r}, err={self.err!r})"
+
+
+#: The grants tests' config: the managed path and the default tag prefix, nothing else.
+GRANTS_CONFIG = """
+version: 1
+managed_path: /rolewarden/
+bucket_grants:
+  tag_prefix: "rolewarden:"
+"""
+#: The generated grant policy of the role web-server in moto's default account.
+WEB_SERVER_GRANT_POLICY = "arn:aws:iam::123456789012:policy/rolewarden/rolewarden-grants-web-server"

@@ -16,16 +16,12 @@ import boto3
 from rwlocal import stack as rwstack
 from rwlocal import world
 from rwlocal.pipeline import Pipeline, put_events
+from tests.functional.helpers import GRANTS_CONFIG
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = ROOT / "events"
 PATH = "/rolewarden/"
-CONFIG = """
-version: 1
-managed_path: /rolewarden/
-bucket_grants:
-  tag_prefix: "rolewarden:"
-"""
+CONFIG = GRANTS_CONFIG
 FUNCTION = "BucketGrantsFunction"
 ARN = f"arn:aws:iam::123456789012:policy{PATH}rolewarden-grants-web-server"
 

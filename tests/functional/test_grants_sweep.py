@@ -25,14 +25,10 @@ from rolewarden.config import load_config
 from rolewarden.model.targets import SWEEP
 from rolewarden.telemetry import Sink
 from rwlocal import world
+from tests.functional.helpers import GRANTS_CONFIG, WEB_SERVER_GRANT_POLICY
 
-CONFIG = """
-version: 1
-managed_path: /rolewarden/
-bucket_grants:
-  tag_prefix: "rolewarden:"
-"""
-POLICY = "arn:aws:iam::123456789012:policy/rolewarden/rolewarden-grants-web-server"
+CONFIG = GRANTS_CONFIG
+POLICY = WEB_SERVER_GRANT_POLICY
 
 
 @pytest.fixture

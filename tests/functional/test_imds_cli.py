@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import io
 import json
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,11 +10,10 @@ from typing import Any
 import boto3
 import pytest
 
-from rolewarden.cli.main import main
 from rwlocal import world as w
 from rwlocal.configs import WEB_RULE, config_yaml
 from rwlocal.faults import count_calls
-from rwlocal.server import LocalAws
+from tests.functional.helpers import Result
 
 CONFIG = config_yaml(
     instance_profiles={"rules": [WEB_RULE], "metadata": {"imdsv2": "enforce", "hop_limit": 2}},
@@ -29,22 +26,13 @@ APP = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:
 
 
 @pytest.fixture
-def cli(
-    aws: LocalAws,
-    write_config: Callable[..., Path],
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
-) -> Callable[..., tuple[int, str]]:
-    from rolewarden.aws import iam_snapshot
-
-    iam_snapshot.clear_caches()
+def cli(cli: Callable[..., Result], write_config: Callable[..., Path]) -> Callable[..., tuple[int, str]]:
+    """The shared ``cli`` fixture on this file's config, answering (exit code, stdout)."""
     write_config(CONFIG)
-    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
-    capsys.readouterr()
 
     def run(*argv: str) -> tuple[int, str]:
-        code = main(list(argv))
-        return code, capsys.readouterr().out
+        result = cli(*argv)
+        return result.code, result.out
 
     return run
 
